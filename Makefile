@@ -46,6 +46,13 @@ REPLAY_BIN := $(FUZZ_SRC:tests/fuzz/fuzz-%.c=$(BUILD)/tests/fuzz/replay-%)
 FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/fuzz-%.c=build-fuzz/fuzz-%)
 CLI_TESTS  := $(sort $(wildcard tests/cli/t[0-9]*.sh))
 
+# Quiet rules by default; `make V=1` shows every command.
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
 .PHONY: all deps test check fuzz install clean format lint test-programs fuzz-targets
 all: pexi
 
@@ -53,23 +60,28 @@ pexi: $(BUILD)/pexi
 	cp $< $@
 
 $(BUILD)/pexi: $(CLI_OBJ) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(PKG_LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(PKG_LIBS)
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
-	$(AR) rcs $@ $^
+	@echo "  AR      $@"
+	$(Q)$(AR) rcs $@ $^
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(PX_CFLAGS) $(CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	$(Q)$(CC) $(PX_CFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/unit/%: tests/unit/%.c tests/unit/tap.h $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(PX_CFLAGS) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(LIB) $(PKG_LIBS)
+	@echo "  CCLD    $@"
+	$(Q)$(CC) $(PX_CFLAGS) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(LIB) $(PKG_LIBS)
 
 $(BUILD)/tests/fuzz/replay-%: tests/fuzz/fuzz-%.c tests/fuzz/replay.c $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(PX_CFLAGS) $(CFLAGS) -DPX_CORPUS_DIR='"$(CURDIR)/tests/fuzz/corpus/$*"' \
+	@echo "  CCLD    $@"
+	$(Q)$(CC) $(PX_CFLAGS) $(CFLAGS) -DPX_CORPUS_DIR='"$(CURDIR)/tests/fuzz/corpus/$*"' \
 		$(LDFLAGS) -o $@ $< tests/fuzz/replay.c $(LIB) $(PKG_LIBS)
 
 test-programs: $(BUILD)/pexi $(UNIT_BIN) $(REPLAY_BIN)

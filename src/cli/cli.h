@@ -34,7 +34,7 @@ void cli_print_usage(const struct px_command *cmd);
 const struct px_command *cli_find_command(const char *name);
 /* Builds a usage error for 'cmd' ("usage: ..." follows the message). Returns -1. */
 int cli_usage_error(const char *cmd, struct px_err **err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 /* True when argv holds -h or --help before any "--". */
 int cli_wants_help(int argc, char **argv);
 

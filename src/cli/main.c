@@ -10,13 +10,14 @@
 void cli_print_help(FILE *out)
 {
 	fprintf(out, "usage: pexi [-q | -v] [--version] [--help] <command> [<args>]\n\n"
-		     "Build and run sealed sandbox VMs from one manifest (pexi.yml).\n\n"
-		     "commands:\n");
+	             "Build and run sealed sandbox VMs from one manifest (pexi.yml).\n\n"
+	             "commands:\n");
 	for (const struct px_command *c = px_commands; c->name; c++)
 		fprintf(out, "   %-10s %s\n", c->name, c->summary);
-	fprintf(out, "\nexit codes: 0 ok, 1 failure, 2 usage, 3 invalid manifest, 4 bad input data,\n"
-		     "            5 not implemented yet\n"
-		     "See 'pexi help <command>' for one command.\n");
+	fprintf(out,
+	        "\nexit codes: 0 ok, 1 failure, 2 usage, 3 invalid manifest, 4 bad input data,\n"
+	        "            5 not implemented yet\n"
+	        "See 'pexi help <command>' for one command.\n");
 }
 
 const struct px_command *cli_find_command(const char *name)

@@ -14,7 +14,10 @@ struct px_buf {
 	size_t max; /* 0: unlimited (our own text); else appends past it fail */
 };
 
-#define PX_BUF_INIT {NULL, 0, 0, 0}
+#define PX_BUF_INIT           \
+	{                     \
+		NULL, 0, 0, 0 \
+	}
 
 /* Appends n bytes; returns -1 with an error when it would exceed b->max. */
 int px_buf_append(struct px_buf *b, const void *p, size_t n, struct px_err **err);

@@ -28,16 +28,16 @@ static inline void px_fclosep(FILE **f)
 		fclose(*f);
 }
 
-#define _cleanup_(f)      __attribute__((cleanup(f)))
-#define _cleanup_free_    _cleanup_(px_freep)
-#define _cleanup_close_   _cleanup_(px_closep)
-#define _cleanup_fclose_  _cleanup_(px_fclosep)
+#define _cleanup_(f)     __attribute__((cleanup(f)))
+#define _cleanup_free_   _cleanup_(px_freep)
+#define _cleanup_close_  _cleanup_(px_closep)
+#define _cleanup_fclose_ _cleanup_(px_fclosep)
 
 /* Declares a cleanup function "name##p" for a type whose destructor accepts NULL. */
-#define PX_DEFINE_CLEANUP(type, func)                \
-	static inline void func##p(type *p)          \
-	{                                            \
-		func(*p);                            \
+#define PX_DEFINE_CLEANUP(type, func)       \
+	static inline void func##p(type *p) \
+	{                                   \
+		func(*p);                   \
 	}
 
 static inline void *px_steal_ptr(void *pp)

@@ -23,10 +23,10 @@ struct px_err {
 
 /* Sets *err (when err is not NULL) to a new error of kind 'code'; returns -1. */
 int px_err_set(struct px_err **err, enum px_exit code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 /* Like px_err_set with PX_EXIT_FAILURE, appending ": strerror(errnum)". Returns -errnum. */
 int px_err_errno(struct px_err **err, int errnum, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 /* Prefixes the message of an existing error with context ("context: message"). Returns -1;
  * when *err is NULL (a callee that did not set one) it makes a generic failure. */
 int px_err_wrap(struct px_err **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

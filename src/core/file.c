@@ -6,7 +6,7 @@
 #include "common.h"
 
 int px_file_read(const char *path, size_t max, char **ret_data, size_t *ret_len,
-		 struct px_err **err)
+                 struct px_err **err)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -18,7 +18,7 @@ int px_file_read(const char *path, size_t max, char **ret_data, size_t *ret_len,
 		return px_err_set(err, PX_EXIT_INPUT, "'%s' is a directory", path);
 	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max)
 		return px_err_set(err, PX_EXIT_INPUT, "'%s' is too large (%jd bytes, limit %zu)",
-				  path, (intmax_t)st.st_size, max);
+		                  path, (intmax_t)st.st_size, max);
 
 	_cleanup_buf_ struct px_buf b = PX_BUF_INIT;
 	b.max = max;
@@ -126,7 +126,7 @@ void px_atomic_abort(struct px_atomic *a)
 }
 
 int px_atomic_write_file(const char *path, const void *buf, size_t len, mode_t mode,
-			 struct px_err **err)
+                         struct px_err **err)
 {
 	struct px_atomic a;
 	if (px_atomic_open(&a, path, mode, err) < 0)

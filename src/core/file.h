@@ -11,7 +11,7 @@ struct px_err;
 
 /* Reads all of 'path' into a NUL-terminated buffer; fails when it is larger than max. */
 int px_file_read(const char *path, size_t max, char **ret_data, size_t *ret_len,
-		 struct px_err **err);
+                 struct px_err **err);
 
 /* Writes len bytes to fd, retrying on short writes and EINTR. */
 int px_write_all(int fd, const void *buf, size_t len, const char *what, struct px_err **err);
@@ -32,7 +32,7 @@ void px_atomic_abort(struct px_atomic *a);
 
 /* Writes a whole buffer to 'path' atomically. */
 int px_atomic_write_file(const char *path, const void *buf, size_t len, mode_t mode,
-			 struct px_err **err);
+                         struct px_err **err);
 
 /* mkdir -p; existing directories are fine. */
 int px_mkdir_p(const char *path, mode_t mode, struct px_err **err);

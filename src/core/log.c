@@ -15,7 +15,7 @@ void px_log_init(enum px_log_level level)
 	const char *no_color = getenv("NO_COLOR");
 	current = level;
 	use_color = isatty(STDERR_FILENO) && !(no_color && no_color[0]) &&
-		    !px_streq(getenv("TERM"), "dumb");
+	            !px_streq(getenv("TERM"), "dumb");
 }
 
 enum px_log_level px_log_level(void)

@@ -3,7 +3,7 @@
 #include "common.h"
 
 void px_reader_init(struct px_reader *r, const void *buf, size_t len, uint64_t base,
-		    const char *what)
+                    const char *what)
 {
 	r->buf = buf;
 	r->len = len;
@@ -27,8 +27,8 @@ static int need(struct px_reader *r, size_t n, struct px_err **err)
 	if (n <= r->len - r->pos)
 		return 0;
 	return px_err_set(err, PX_EXIT_INPUT,
-			  "%s: truncated at offset %" PRIu64 ": need %zu bytes, %zu remain", r->what,
-			  px_reader_offset(r), n, r->len - r->pos);
+	                  "%s: truncated at offset %" PRIu64 ": need %zu bytes, %zu remain",
+	                  r->what, px_reader_offset(r), n, r->len - r->pos);
 }
 
 int px_reader_span(struct px_reader *r, size_t n, const uint8_t **ret, struct px_err **err)
@@ -60,21 +60,21 @@ int px_reader_seek(struct px_reader *r, size_t pos, struct px_err **err)
 {
 	if (pos > r->len)
 		return px_err_set(err, PX_EXIT_INPUT,
-				  "%s: offset %" PRIu64 " is past the end (%zu bytes)", r->what,
-				  r->base + pos, r->len);
+		                  "%s: offset %" PRIu64 " is past the end (%zu bytes)", r->what,
+		                  r->base + pos, r->len);
 	r->pos = pos;
 	return 0;
 }
 
 /* One reader per width and byte order, generated so each stays a two-line function. */
-#define PX_READER_INT(name, type, width, decode)                                         \
-	int px_reader_##name(struct px_reader *r, type *ret, struct px_err **err)          \
-	{                                                                                  \
-		const uint8_t *p;                                                          \
-		if (px_reader_span(r, width, &p, err) < 0)                                 \
-			return -1;                                                         \
-		*ret = decode(p);                                                          \
-		return 0;                                                                  \
+#define PX_READER_INT(name, type, width, decode)                                  \
+	int px_reader_##name(struct px_reader *r, type *ret, struct px_err **err) \
+	{                                                                         \
+		const uint8_t *p;                                                 \
+		if (px_reader_span(r, width, &p, err) < 0)                        \
+			return -1;                                                \
+		*ret = decode(p);                                                 \
+		return 0;                                                         \
 	}
 
 static inline uint8_t get_u8(const uint8_t *p)

@@ -13,12 +13,12 @@ struct px_reader {
 	const uint8_t *buf;
 	size_t len;
 	size_t pos;
-	uint64_t base; /* absolute offset of buf[0] in its file, for error messages */
+	uint64_t base;    /* absolute offset of buf[0] in its file, for error messages */
 	const char *what; /* name of the thing being parsed, for error messages */
 };
 
 void px_reader_init(struct px_reader *r, const void *buf, size_t len, uint64_t base,
-		    const char *what);
+                    const char *what);
 size_t px_reader_remaining(const struct px_reader *r);
 /* Absolute offset of the next byte. */
 uint64_t px_reader_offset(const struct px_reader *r);

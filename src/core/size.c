@@ -11,20 +11,20 @@ struct unit {
 };
 
 static const struct unit units[] = {
-	{"", 1},
-	{"b", 1},
-	{"k", 1ULL << 10},
-	{"kib", 1ULL << 10},
-	{"kb", 1000ULL},
-	{"m", 1ULL << 20},
-	{"mib", 1ULL << 20},
-	{"mb", 1000ULL * 1000},
-	{"g", 1ULL << 30},
-	{"gib", 1ULL << 30},
-	{"gb", 1000ULL * 1000 * 1000},
-	{"t", 1ULL << 40},
-	{"tib", 1ULL << 40},
-	{"tb", 1000ULL * 1000 * 1000 * 1000},
+        {"", 1},
+        {"b", 1},
+        {"k", 1ULL << 10},
+        {"kib", 1ULL << 10},
+        {"kb", 1000ULL},
+        {"m", 1ULL << 20},
+        {"mib", 1ULL << 20},
+        {"mb", 1000ULL * 1000},
+        {"g", 1ULL << 30},
+        {"gib", 1ULL << 30},
+        {"gb", 1000ULL * 1000 * 1000},
+        {"t", 1ULL << 40},
+        {"tib", 1ULL << 40},
+        {"tb", 1000ULL * 1000 * 1000 * 1000},
 };
 
 int px_size_parse(const char *s, uint64_t *ret, struct px_err **err)
@@ -34,7 +34,7 @@ int px_size_parse(const char *s, uint64_t *ret, struct px_err **err)
 	const char *p = s;
 	if (!isdigit((unsigned char)*p))
 		return px_err_set(err, PX_EXIT_INPUT,
-				  "invalid size '%s' (expected a number such as 2G or 512MiB)", s);
+		                  "invalid size '%s' (expected a number such as 2G or 512MiB)", s);
 	uint64_t value = 0;
 	for (; isdigit((unsigned char)*p); p++) {
 		if (px_mul_overflow(value, 10, &value) ||
@@ -53,9 +53,10 @@ int px_size_parse(const char *s, uint64_t *ret, struct px_err **err)
 		*ret = bytes;
 		return 0;
 	}
-	return px_err_set(err, PX_EXIT_INPUT,
-			  "invalid size '%s': unknown unit '%s' (use K, M, G, T, KiB..TiB or KB..TB)",
-			  s, suffix);
+	return px_err_set(
+	        err, PX_EXIT_INPUT,
+	        "invalid size '%s': unknown unit '%s' (use K, M, G, T, KiB..TiB or KB..TB)", s,
+	        suffix);
 }
 
 void px_size_format(uint64_t bytes, char *buf, size_t len)

@@ -24,7 +24,7 @@ static void append_tail(struct px_buf *b, const char *p, size_t n)
 }
 
 int px_spawn(const char *const argv[], int capture_stdout, struct px_spawn_result *ret,
-	     struct px_err **err)
+             struct px_err **err)
 {
 	int out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
 	if (pipe2(err_pipe, O_CLOEXEC) < 0)
@@ -40,7 +40,7 @@ int px_spawn(const char *const argv[], int capture_stdout, struct px_spawn_resul
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, capture_stdout ? out_pipe[1] : STDERR_FILENO,
-					 STDOUT_FILENO);
+	                                 STDOUT_FILENO);
 	posix_spawn_file_actions_adddup2(&fa, err_pipe[1], STDERR_FILENO);
 
 	pid_t pid;
@@ -98,7 +98,7 @@ int px_spawn(const char *const argv[], int capture_stdout, struct px_spawn_resul
 	}
 	if (overflow)
 		return px_err_set(err, PX_EXIT_FAILURE, "'%s' wrote more than %u bytes of output",
-				  argv[0], PX_SPAWN_OUT_MAX);
+		                  argv[0], PX_SPAWN_OUT_MAX);
 
 	ret->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 	ret->out = capture_stdout ? px_buf_steal(&out, &ret->out_len) : NULL;
@@ -132,7 +132,7 @@ int px_run(const char *const argv[], char **ret_out, struct px_err **err)
 		return -1;
 	if (r.exit_status != 0) {
 		px_err_set(err, PX_EXIT_FAILURE, "'%s' failed with status %d%s%s", argv[0],
-			   r.exit_status, r.errout[0] ? ": " : "", last_line(r.errout));
+		           r.exit_status, r.errout[0] ? ": " : "", last_line(r.errout));
 		px_spawn_result_free(&r);
 		return -1;
 	}

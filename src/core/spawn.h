@@ -22,7 +22,7 @@ struct px_spawn_result {
  * stdout). Fails only when the program cannot be started or waited for; the caller judges
  * the exit status. Free the result with px_spawn_result_free. */
 int px_spawn(const char *const argv[], int capture_stdout, struct px_spawn_result *ret,
-	     struct px_err **err);
+             struct px_err **err);
 void px_spawn_result_free(struct px_spawn_result *r);
 
 /* Runs argv and fails unless it exits with 0; the error names the program, its status and

@@ -26,7 +26,8 @@ int main(void)
 	int count = 0;
 	for (int i = 0; i < n; i++) {
 		if (names[i]->d_name[0] != '.') {
-			_cleanup_free_ char *path = xasprintf("%s/%s", PX_CORPUS_DIR, names[i]->d_name);
+			_cleanup_free_ char *path =
+			        xasprintf("%s/%s", PX_CORPUS_DIR, names[i]->d_name);
 			_cleanup_free_ char *data = NULL;
 			size_t len = 0;
 			struct px_err *err = NULL;

@@ -27,28 +27,28 @@ __attribute__((format(printf, 2, 3))) static int ok(int cond, const char *fmt, .
 	return cond;
 }
 
-#define is_int(got, want, name)                                                            \
-	do {                                                                               \
-		long long g_ = (long long)(got), w_ = (long long)(want);                   \
-		if (!ok(g_ == w_, "%s", name))                                             \
-			printf("#   got: %lld\n#   expected: %lld\n", g_, w_);              \
+#define is_int(got, want, name)                                                \
+	do {                                                                   \
+		long long g_ = (long long)(got), w_ = (long long)(want);       \
+		if (!ok(g_ == w_, "%s", name))                                 \
+			printf("#   got: %lld\n#   expected: %lld\n", g_, w_); \
 	} while (0)
 
-#define is_str(got, want, name)                                                            \
-	do {                                                                               \
-		const char *g_ = (got), *w_ = (want);                                      \
-		if (!ok(g_ && w_ && strcmp(g_, w_) == 0, "%s", name))                      \
-			printf("#   got: '%s'\n#   expected: '%s'\n", g_ ? g_ : "(null)",     \
-			       w_ ? w_ : "(null)");                                        \
+#define is_str(got, want, name)                                                           \
+	do {                                                                              \
+		const char *g_ = (got), *w_ = (want);                                     \
+		if (!ok(g_ && w_ && strcmp(g_, w_) == 0, "%s", name))                     \
+			printf("#   got: '%s'\n#   expected: '%s'\n", g_ ? g_ : "(null)", \
+			       w_ ? w_ : "(null)");                                       \
 	} while (0)
 
 /* Checks that 'haystack' contains 'needle' (error messages are checked this way). */
-#define like(haystack, needle, name)                                                       \
-	do {                                                                               \
-		const char *h_ = (haystack), *n_ = (needle);                               \
-		if (!ok(h_ && strstr(h_, n_) != NULL, "%s", name))                         \
-			printf("#   got: '%s'\n#   expected to contain: '%s'\n",              \
-			       h_ ? h_ : "(null)", n_);                                    \
+#define like(haystack, needle, name)                                             \
+	do {                                                                     \
+		const char *h_ = (haystack), *n_ = (needle);                     \
+		if (!ok(h_ && strstr(h_, n_) != NULL, "%s", name))               \
+			printf("#   got: '%s'\n#   expected to contain: '%s'\n", \
+			       h_ ? h_ : "(null)", n_);                          \
 	} while (0)
 
 static inline int done_testing(void)

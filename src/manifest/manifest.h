@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct px_err;
 
@@ -65,7 +66,7 @@ struct px_manifest {
 	} disk;
 
 	struct {
-		char *console;           /* e.g. "hvc0"; NULL: leave grub.cfg's console alone */
+		char *console;              /* e.g. "hvc0"; NULL: leave grub.cfg's console alone */
 		struct px_strv kernel_args; /* appended to every linux line */
 	} boot;
 
@@ -127,9 +128,16 @@ int px_manifest_load(const char *path, struct px_manifest **ret, struct px_err *
 /* The same from a buffer; 'name' stands for the file in messages, 'dir' resolves relative
  * paths and recipes (NULL: the current directory). Used by the fuzzer and tests. */
 int px_manifest_parse(const char *buf, size_t len, const char *name, const char *dir,
-		      struct px_manifest **ret, struct px_err **err);
+                      struct px_manifest **ret, struct px_err **err);
 void px_manifest_free(struct px_manifest *m);
 
 const char *px_arch_name(enum px_arch arch);
+
+/* The resolved manifest (recipes merged, defaults filled in) as JSON text, keys in a fixed
+ * order, integers exact: for `pexi build --plan --json` and for hashing stage inputs.
+ * The caller frees *ret_json. */
+int px_manifest_dump_json(const struct px_manifest *m, char **ret_json, struct px_err **err);
+/* The resolved manifest as readable YAML-like text. */
+void px_manifest_dump_text(const struct px_manifest *m, FILE *out);
 
 #endif

@@ -1,0 +1,306 @@
+#include <et/com_err.h>
+#include <ext2fs/ext2fs.h>
+#include <libgen.h>
+
+#include "core/common.h"
+
+#include "core/spawn.h"
+#include "image/fsgrow.h"
+
+#define COPY_CHUNK (1u << 20)
+
+/* What the superblock says, read through libext2fs at the partition's offset. */
+struct fs_info {
+	uint64_t block_size;
+	uint64_t blocks;
+	bool is_64bit;
+};
+
+static int probe(const char *image, uint64_t offset, struct fs_info *ret, struct px_err **err)
+{
+	initialize_ext2_error_table();
+	_cleanup_free_ char *opts = xasprintf("offset=%" PRIu64, offset);
+	ext2_filsys fs = NULL;
+	errcode_t rc = ext2fs_open2(image, opts, EXT2_FLAG_64BITS, 0, 0, unix_io_manager, &fs);
+	if (rc)
+		return px_err_set(err, PX_EXIT_INPUT,
+		                  "no ext2/3/4 filesystem at offset %" PRIu64 " of '%s': %s",
+		                  offset, image, error_message(rc));
+	struct ext2_super_block *sb = fs->super;
+	const char *why = NULL;
+	if (ext2fs_has_feature_journal_needs_recovery(sb))
+		why = "its journal needs recovery (it was not cleanly unmounted); boot it once "
+		      "or replay the journal with e2fsck first";
+	else if (sb->s_last_orphan != 0 || ext2fs_has_feature_orphan_present(sb))
+		why = "it has orphan inodes left by an unclean shutdown; run e2fsck on it first";
+	else if (sb->s_state & EXT2_ERROR_FS)
+		why = "it is marked as having errors; run e2fsck on it first";
+	else if (!(sb->s_state & EXT2_VALID_FS))
+		why = "it is not marked clean; run e2fsck on it first";
+	struct fs_info info = {
+	        .block_size = EXT2_BLOCK_SIZE(sb),
+	        .blocks = ext2fs_blocks_count(sb),
+	        .is_64bit = ext2fs_has_feature_64bit(sb),
+	};
+	ext2fs_close_free(&fs);
+	if (why)
+		return px_err_set(err, PX_EXIT_INPUT,
+		                  "refusing to resize the filesystem at offset %" PRIu64
+		                  " of '%s': %s",
+		                  offset, image, why);
+	*ret = info;
+	return 0;
+}
+
+/* A temporary file beside the image, removed when it goes out of scope. */
+struct tmpfile {
+	char *path;
+	int fd;
+};
+
+static void tmpfile_remove(struct tmpfile *t)
+{
+	if (t->fd >= 0)
+		close(t->fd);
+	if (t->path)
+		unlink(t->path);
+	free(t->path);
+}
+
+static int tmpfile_create(struct tmpfile *t, const char *image, uint64_t size, struct px_err **err)
+{
+	_cleanup_free_ char *copy = xstrdup(image);
+	t->path = xasprintf("%s/.pexi-fsgrow-XXXXXX", dirname(copy));
+	/* e2fsprogs reads "name?options": a '?' in the path would be taken for options. */
+	if (strchr(t->path, '?'))
+		return px_err_set(err, PX_EXIT_INPUT,
+		                  "e2fsprogs cannot open files under '%s': the path contains '?'",
+		                  t->path);
+	t->fd = mkostemp(t->path, O_CLOEXEC);
+	if (t->fd < 0) {
+		int e = errno;
+		free(t->path);
+		t->path = NULL;
+		return px_err_errno(err, e, "cannot create a temporary file beside '%s'", image);
+	}
+	if (ftruncate(t->fd, (off_t)size) < 0)
+		return px_err_errno(err, errno, "cannot size '%s'", t->path);
+	return 0;
+}
+
+/* Makes [off, off+len) of fd read as zeros, as a hole where the filesystem can punch one. */
+static int zero_range(int fd, off_t off, off_t len, const char *name, struct px_err **err)
+{
+#ifdef FALLOC_FL_PUNCH_HOLE
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) == 0)
+		return 0;
+#endif
+	static const char zeros[65536];
+	for (off_t done = 0; done < len;) {
+		size_t want =
+		        (size_t)(len - done) < sizeof(zeros) ? (size_t)(len - done) : sizeof(zeros);
+		ssize_t n = pwrite(fd, zeros, want, off + done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return px_err_errno(err, errno, "cannot write '%s'", name);
+		done += n;
+	}
+	return 0;
+}
+
+/* Copies len bytes from in at in_off to out at out_off: in the kernel where it can, else
+ * through a buffer. */
+static int copy_data(int in, off_t in_off, int out, off_t out_off, off_t len, const char *src,
+                     const char *dst, struct px_err **err)
+{
+	while (len > 0) {
+		size_t want = (size_t)len < (1u << 30) ? (size_t)len : (1u << 30);
+		ssize_t n = copy_file_range(in, &in_off, out, &out_off, want, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 &&
+		    (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP))
+			break;
+		if (n < 0)
+			return px_err_errno(err, errno, "cannot copy '%s' to '%s'", src, dst);
+		if (n == 0)
+			return px_err_set(err, PX_EXIT_FAILURE, "'%s' ended early while copying",
+			                  src);
+		len -= n;
+	}
+	if (len == 0)
+		return 0;
+	_cleanup_free_ char *buf = xmalloc(COPY_CHUNK);
+	while (len > 0) {
+		size_t want = (size_t)len < COPY_CHUNK ? (size_t)len : COPY_CHUNK;
+		ssize_t n = pread(in, buf, want, in_off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return px_err_errno(err, errno, "cannot read '%s'", src);
+		if (n == 0)
+			return px_err_set(err, PX_EXIT_FAILURE, "'%s' ended early while copying",
+			                  src);
+		for (ssize_t done = 0; done < n;) {
+			ssize_t w = pwrite(out, buf + done, (size_t)(n - done), out_off + done);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0)
+				return px_err_errno(err, errno, "cannot write '%s'", dst);
+			done += w;
+		}
+		in_off += n;
+		out_off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Copies [in_off, in_off+len) of in to out at out_off, data extents only. With
+ * zero_holes, the holes of the source are zeroed in the destination too: resize2fs zeroes
+ * new inode tables by punching holes, and the destination may hold old bytes there. */
+static int copy_sparse(int in, off_t in_off, int out, off_t out_off, off_t len, bool zero_holes,
+                       const char *src, const char *dst, struct px_err **err)
+{
+	off_t end = in_off + len, pos = in_off;
+	while (pos < end) {
+		off_t data = lseek(in, pos, SEEK_DATA);
+		if (data < 0 && errno == EINVAL) /* no SEEK_DATA here: everything is data */
+			return copy_data(in, pos, out, out_off + (pos - in_off), end - pos, src,
+			                 dst, err);
+		if (data < 0 && errno != ENXIO)
+			return px_err_errno(err, errno, "cannot scan '%s'", src);
+		if (data < 0 || data > end)
+			data = end;
+		if (data > pos && zero_holes &&
+		    zero_range(out, out_off + (pos - in_off), data - pos, dst, err) < 0)
+			return -1;
+		if (data == end)
+			break;
+		off_t hole = lseek(in, data, SEEK_HOLE);
+		if (hole < 0 || hole > end)
+			hole = end;
+		if (copy_data(in, data, out, out_off + (data - in_off), hole - data, src, dst,
+		              err) < 0)
+			return -1;
+		pos = hole;
+	}
+	return 0;
+}
+
+/* Up to three lines of e2fsck's report naming what it found, for the error message. */
+static char *fsck_findings(const char *out)
+{
+	_cleanup_free_ char *copy = xstrdup(out ? out : "");
+	char *res = xstrdup("");
+	int lines = 0;
+	for (char *line = copy, *next; line && lines < 3; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		if (!*line || strncmp(line, "Pass ", 5) == 0 || strstr(line, " files ("))
+			continue;
+		char *joined = xasprintf("%s%s%s", res, lines ? "; " : "", line);
+		free(res);
+		res = joined;
+		lines++;
+	}
+	return res;
+}
+
+/* The forced, read-only check. -n rather than -p or -y: a filesystem that needs repairs
+ * is refused, never silently changed, so what pexi builds is what the user gave it. */
+static int check(const char *path, const char *image, uint64_t offset, struct px_err **err)
+{
+	const char *const argv[] = {"e2fsck", "-f", "-n", path, NULL};
+	struct px_spawn_result r;
+	if (px_spawn(argv, 1, &r, err) < 0)
+		return px_err_wrap(err, "checking the filesystem of '%s'", image);
+	int status = r.exit_status;
+	_cleanup_free_ char *findings = status ? fsck_findings(r.out) : NULL;
+	px_spawn_result_free(&r);
+	if (status != 0)
+		return px_err_set(err, PX_EXIT_INPUT,
+		                  "refusing to resize the filesystem at offset %" PRIu64
+		                  " of '%s': e2fsck -fn found problems (status %d)%s%s",
+		                  offset, image, status, *findings ? ": " : "", findings);
+	return 0;
+}
+
+static int resize(const char *path, uint64_t blocks, int64_t epoch, struct px_err **err)
+{
+	/* libext2fs takes its clock from E2FSPROGS_FAKE_TIME; 0 would mean "unset". */
+	_cleanup_free_ char *env = xasprintf("E2FSPROGS_FAKE_TIME=%" PRId64, epoch > 0 ? epoch : 1);
+	_cleanup_free_ char *count = xasprintf("%" PRIu64, blocks);
+	/* -f skips resize2fs's own demand for a fresh e2fsck -f: the read-only forced check
+	 * and the superblock checks above cover it, and a check that repaired things would
+	 * also stamp the current time. The size is computed here, never below the current
+	 * one and never past the file. */
+	const char *const argv[] = {"env", env, "resize2fs", "-f", path, count, NULL};
+	_cleanup_free_ char *out = NULL;
+	return px_run(argv, &out, err);
+}
+
+int px_fs_grow(const char *image, uint64_t offset, uint64_t size, int64_t epoch,
+               struct px_err **err)
+{
+	struct fs_info fs = {0};
+	if (probe(image, offset, &fs, err) < 0)
+		return -1;
+	uint64_t blocks = size / fs.block_size;
+	if (blocks < fs.blocks)
+		return px_err_set(err, PX_EXIT_INPUT,
+		                  "the filesystem at offset %" PRIu64 " of '%s' has %" PRIu64
+		                  " blocks of %" PRIu64 " bytes, more than its %" PRIu64
+		                  "-byte partition holds; refusing to shrink it",
+		                  offset, image, fs.blocks, fs.block_size, size);
+	if (blocks == fs.blocks)
+		return 0;
+	if (!fs.is_64bit && blocks > UINT32_MAX)
+		return px_err_set(err, PX_EXIT_INPUT,
+		                  "the filesystem at offset %" PRIu64
+		                  " of '%s' lacks the 64bit feature and cannot grow past %" PRIu64
+		                  " bytes",
+		                  offset, image, (uint64_t)UINT32_MAX * fs.block_size);
+
+	uint64_t old_bytes = fs.blocks * fs.block_size, new_bytes = blocks * fs.block_size;
+	_cleanup_close_ int img = open(image, O_RDWR | O_CLOEXEC);
+	if (img < 0)
+		return px_err_errno(err, errno, "cannot open '%s'", image);
+	struct stat st;
+	if (fstat(img, &st) < 0)
+		return px_err_errno(err, errno, "cannot stat '%s'", image);
+	if (offset + new_bytes > (uint64_t)st.st_size)
+		return px_err_set(err, PX_EXIT_INPUT,
+		                  "a %" PRIu64 "-byte partition at offset %" PRIu64
+		                  " does not fit in '%s' (%" PRIu64 " bytes)",
+		                  size, offset, image, (uint64_t)st.st_size);
+
+	/* The temporary file is exactly the new filesystem size: resize2fs then neither
+	 * truncates nor extends it. */
+	_cleanup_(tmpfile_remove) struct tmpfile tmp = {NULL, -1};
+	if (tmpfile_create(&tmp, image, new_bytes, err) < 0 ||
+	    copy_sparse(img, (off_t)offset, tmp.fd, 0, (off_t)old_bytes, false, image, tmp.path,
+	                err) < 0)
+		return px_err_wrap(err, "copying the filesystem of '%s'", image);
+	if (check(tmp.path, image, offset, err) < 0)
+		return -1;
+	if (resize(tmp.path, blocks, epoch, err) < 0)
+		return px_err_wrap(err, "resizing the filesystem at offset %" PRIu64 " of '%s'",
+		                   offset, image);
+	struct stat tst;
+	if (fstat(tmp.fd, &tst) < 0)
+		return px_err_errno(err, errno, "cannot stat '%s'", tmp.path);
+	if ((uint64_t)tst.st_size != new_bytes)
+		return px_err_set(err, PX_EXIT_FAILURE,
+		                  "resize2fs changed the size of '%s' from %" PRIu64 " to %" PRIu64
+		                  " bytes",
+		                  tmp.path, new_bytes, (uint64_t)tst.st_size);
+	if (copy_sparse(tmp.fd, 0, img, (off_t)offset, (off_t)new_bytes, true, tmp.path, image,
+	                err) < 0)
+		return px_err_wrap(err, "copying the resized filesystem back into '%s'", image);
+	if (fsync(img) < 0)
+		return px_err_errno(err, errno, "cannot sync '%s'", image);
+	return 0;
+}

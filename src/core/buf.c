@@ -59,6 +59,8 @@ void px_buf_printf(struct px_buf *b, const char *fmt, ...)
 char *px_buf_steal(struct px_buf *b, size_t *ret_len)
 {
 	reserve(b, 0);
+	/* An empty buffer that never grew has no terminator yet. */
+	b->data[b->len] = '\0';
 	char *p = b->data;
 	if (ret_len)
 		*ret_len = b->len;

@@ -91,6 +91,10 @@ static int make_opts(time_t t, const char *date, IsoWriteOpts **ret, struct px_e
 	iso_write_opts_set_iso_level(o, 3);
 	iso_write_opts_set_rockridge(o, 1);
 	iso_write_opts_set_joliet(o, 1);
+	/* Joliet names exactly as written ("meta-data", as mkisofs writes them), without
+	 * the dot and ";1" that ECMA-119 names need. */
+	iso_write_opts_set_omit_version_numbers(o, 2);
+	iso_write_opts_set_no_force_dots(o, 2);
 	/* Without this libisofs maps the volume id to d-characters (uppercase). */
 	iso_write_opts_set_relaxed_vol_atts(o, 1);
 	/* Every owner, mode and date is fixed, whatever the nodes say. */

@@ -494,6 +494,36 @@ int px_extfs_read_file(struct px_extfs *x, const char *path, size_t max, char **
 	return 0;
 }
 
+/* Gives back every block of a file being deleted, its extent tree or indirect blocks
+ * included. This is not ext2fs_punch, because libext2fs 1.47.0's punch refuses an extent
+ * that ends on the last block of the filesystem (an off-by-one fixed in 1.47.1), which is
+ * exactly what a write that ran out of space leaves behind. */
+struct release {
+	blk64_t last_cluster;
+	bool any;
+	bool bad;
+};
+
+static int release_block(ext2_filsys fs, blk64_t *blocknr, e2_blkcnt_t blockcnt PX_UNUSED,
+                         blk64_t ref_blk PX_UNUSED, int ref_offset PX_UNUSED, void *priv)
+{
+	struct release *r = priv;
+	blk64_t cluster = EXT2FS_B2C(fs, *blocknr);
+
+	if (*blocknr < fs->super->s_first_data_block ||
+	    *blocknr >= ext2fs_blocks_count(fs->super)) {
+		r->bad = true;
+		return BLOCK_ABORT;
+	}
+	/* With bigalloc, consecutive blocks of one cluster are freed once. */
+	if (r->any && cluster == r->last_cluster)
+		return 0;
+	r->any = true;
+	r->last_cluster = cluster;
+	ext2fs_block_alloc_stats2(fs, *blocknr, -1);
+	return 0;
+}
+
 /* Drops one link to ino (its directory entry is already gone). The last link frees the
  * inode: its blocks, its extended attribute block, and its bit in the inode bitmap, as
  * e2fsck expects of a deleted inode. */
@@ -514,16 +544,22 @@ static int drop_link(struct px_extfs *x, ext2_ino_t ino, int64_t t, struct px_er
 		return write_inode(x, ino, &inode, err);
 	}
 	if (ext2fs_inode_has_valid_blocks2(x->fs, (struct ext2_inode *)&inode)) {
-		e = ext2fs_punch(x->fs, ino, (struct ext2_inode *)&inode, NULL, 0, ~0ULL);
+		struct release r = {0};
+		e = ext2fs_block_iterate3(x->fs, ino, BLOCK_FLAG_READ_ONLY, NULL, release_block,
+		                          &r);
+		if (!e && r.bad)
+			e = EXT2_ET_BAD_BLOCK_NUM;
 		if (e)
 			return ext_fail(err, e, "cannot free the blocks of inode %u in '%s'", ino,
 			                x->image);
+		ext2fs_iblk_set(x->fs, (struct ext2_inode *)&inode, 0);
 	}
 	e = ext2fs_free_ext_attr(x->fs, ino, &inode);
 	if (e)
 		return ext_fail(err, e, "cannot free the attributes of inode %u in '%s'", ino,
 		                x->image);
 	inode.i_links_count = 0;
+	inode.i_size = inode.i_size_high = 0;
 	inode.i_dtime = (uint32_t)t;
 	if (write_inode(x, ino, &inode, err) < 0)
 		return -1;

@@ -15,10 +15,11 @@ struct px_seed_content;
 #define PX_SEED_VOLUME_ID "cidata"
 
 /* Writes an ISO image with volume id "cidata" holding /meta-data, /user-data and, when
- * c->network_config is not NULL, /network-config (files 0444-ish 0644, owner 0:0), all
- * timestamps (volume descriptors, directory records, Rock Ridge TF) set to 'epoch'
- * (seconds since 1970, >= 0, recorded as GMT). The image appears at out_path atomically:
- * on failure an earlier file there is left intact. */
+ * c->network_config is not NULL, /network-config (mode 0644, directories 0755, owner
+ * 0:0), every timestamp (volume descriptors, directory records, Rock Ridge) set to 'epoch'
+ * (seconds since 1970, >= 0, recorded as GMT). The image appears at out_path atomically
+ * (temporary file, fsync, rename): on failure an earlier file there is left intact.
+ * Not thread-safe: libisofs's "now" override is process-wide for the call. */
 int px_seed_write(const struct px_seed_content *c, int64_t epoch, const char *out_path,
                   struct px_err **err);
 

@@ -485,6 +485,38 @@ static void test_schema(void)
 	ok(status != 0 && out && strstr(out, "runcmd"), "cloud-init schema refuses a bad document");
 }
 
+/* The repository's example manifest, loaded by the real manifest parser, renders to
+ * user-data that cloud-init accepts. */
+static void test_example_manifest(void)
+{
+	const char *src = getenv("PEXI_SRC");
+	_cleanup_free_ char *path = xasprintf("%s/pexi.yml.example", src ? src : ".");
+	struct px_manifest *m = NULL;
+	struct px_err *err = NULL;
+	if (access(path, R_OK) != 0 || px_manifest_load(path, &m, &err) < 0) {
+		tap_count++;
+		printf("ok %d # SKIP cannot load '%s': %s\n", tap_count, path,
+		       err ? err->msg : "missing");
+		px_err_free(err);
+		return;
+	}
+	struct px_seed_content c;
+	if (ok(render(m, NULL, &c) == 0, "the example manifest renders")) {
+		cJSON *ud = pyyaml_load(c.user_data);
+		const cJSON *u = cJSON_GetArrayItem(jget(ud, "users"), 0);
+		is_str(jstr(jget(u, "name")), m->cloud_init.user, "its user is created");
+		cJSON_Delete(ud);
+		ok(is_iid(c.instance_id), "instance_id auto is derived (%s)", c.instance_id);
+		_cleanup_free_ char *out = NULL;
+		int status = schema_check(c.user_data, &out);
+		if (!ok(status == 0 && strstr(out, "Valid cloud-config"),
+		        "cloud-init schema accepts the example's user-data"))
+			printf("#   status %d: %s\n", status, out ? out : "");
+		px_seed_content_free(&c);
+	}
+	px_manifest_free(m);
+}
+
 int main(void)
 {
 	if (access(PYTHON, X_OK) != 0) {
@@ -513,6 +545,7 @@ int main(void)
 	test_network_config();
 	test_empty();
 	test_schema();
+	test_example_manifest();
 
 	const char *rm[] = {"rm", "-rf", tmpdir, NULL};
 	px_run(rm, NULL, &err);

@@ -163,7 +163,7 @@ static int resolve(struct px_recipe_ctx *ctx, struct px_ynode **root, const char
 		idx++;
 	if (idx == t->n)
 		return 0;
-	_cleanup_(px_ynode_freep) struct px_ynode *key = t->pairs[idx].key;
+	px_ynode_free(t->pairs[idx].key);
 	_cleanup_(px_ynode_freep) struct px_ynode *val = t->pairs[idx].value;
 	memmove(&t->pairs[idx], &t->pairs[idx + 1], (t->n - idx - 1) * sizeof(*t->pairs));
 	t->n--;

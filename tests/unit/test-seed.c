@@ -1,6 +1,8 @@
 /* The seed ISO, checked only by independent consumers: isoinfo (genisoimage), blkid
  * (util-linux), xorriso/osirrox (libisoburn), the Linux isofs driver through a loop device,
  * and Debian's cloud-init NoCloud datasource reading our instance-id and user-data back. */
+#include <time.h>
+
 #include <cJSON.h>
 
 #include "core/common.h"
@@ -322,6 +324,15 @@ static void test_determinism(const struct px_seed_content *c, const char *iso)
 	ok(write_seed(c, EPOCH, again) == 0, "write the same seed again");
 	_cleanup_free_ char *d1 = digest(iso), *d2 = digest(again);
 	is_str(d2, d1, "same content and epoch: identical sha256");
+	/* Another time zone on the build machine changes nothing either. */
+	_cleanup_free_ char *tz = xasprintf("%s/tz.iso", tmpdir);
+	setenv("TZ", "America/St_Johns", 1); /* UTC-3:30, not a whole hour */
+	tzset();
+	ok(write_seed(c, EPOCH, tz) == 0, "write under another TZ");
+	unsetenv("TZ");
+	tzset();
+	_cleanup_free_ char *d4 = digest(tz);
+	is_str(d4, d1, "the time zone does not leak into the image");
 	ok(write_seed(c, EPOCH + 86400, later) == 0, "write with another epoch");
 	_cleanup_free_ char *d3 = digest(later);
 	ok(!px_streq(d1, d3), "another epoch gives other bytes");

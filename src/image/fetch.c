@@ -39,6 +39,20 @@ struct transfer {
 	struct px_err *err; /* why the write callback stopped the transfer */
 };
 
+/* Test knobs: the tests shrink the backoff and the stall timeout through the environment
+ * so that fault injection runs in seconds. */
+static unsigned env_uint(const char *name, unsigned def, unsigned max)
+{
+	const char *s = getenv(name);
+	if (s && *s) {
+		char *end;
+		unsigned long v = strtoul(s, &end, 10);
+		if (*end == '\0' && v <= max)
+			return (unsigned)v;
+	}
+	return def;
+}
+
 static int curl_init_once(struct px_err **err)
 {
 	static bool done;
@@ -281,7 +295,8 @@ static enum outcome attempt(struct transfer *t, struct px_err **err)
 	curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, (long)CONNECT_TIMEOUT_S);
 	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, (long)LOW_SPEED_BYTES);
-	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, (long)LOW_SPEED_TIME_S);
+	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME,
+	                 (long)env_uint("PEXI_FETCH_STALL_S", LOW_SPEED_TIME_S, 3600));
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, "pexi/" PX_VERSION);
 	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
@@ -320,18 +335,6 @@ static enum outcome attempt(struct transfer *t, struct px_err **err)
 	px_err_set(err, PX_EXIT_FAILURE, "cannot download '%s': %s", t->url,
 	           errbuf[0] ? errbuf : curl_easy_strerror(c));
 	return curl_transient(c) ? TRANSIENT : FATAL;
-}
-
-static unsigned backoff_base_ms(void)
-{
-	const char *s = getenv("PEXI_FETCH_BACKOFF_MS");
-	if (s && *s) {
-		char *end;
-		unsigned long v = strtoul(s, &end, 10);
-		if (*end == '\0' && v <= BACKOFF_MAX_MS)
-			return (unsigned)v;
-	}
-	return BACKOFF_DEFAULT_MS;
 }
 
 static void sleep_ms(unsigned ms)
@@ -394,7 +397,7 @@ static int download(const struct px_fetch_opts *o, const char *want, int fd, con
 	 * or the disk lost a write): it deserves one fresh download before we give up. */
 	bool fresh_done = false;
 	unsigned failures = 0;
-	unsigned base_ms = backoff_base_ms();
+	unsigned base_ms = env_uint("PEXI_FETCH_BACKOFF_MS", BACKOFF_DEFAULT_MS, BACKOFF_MAX_MS);
 	int r = -1;
 
 	for (;;) {

@@ -9,6 +9,8 @@ Fault injection is chosen by prefixes of the URL path, which may be combined, e.
 /drop-after/1000/no-range/payload.bin:
     /drop-after/N/...    the first request for this URL sends N body bytes, then closes
                          the connection (later requests are served normally)
+    /stall-after/N/...   the first request for this URL sends N body bytes, then nothing
+                         for 60 s (later requests are served normally)
     /status/CODE/...     always answers CODE
     /status/CODE-once/...answers CODE the first time, then serves normally
     /no-range/...        ignores the Range header (200 with the whole file)
@@ -23,6 +25,7 @@ import json
 import os
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 seen = set()  # URLs already requested once (for the "-once" and drop-after faults)
@@ -70,12 +73,16 @@ class Handler(BaseHTTPRequestHandler):
         url = self.path
         parts = url.split("?", 1)[0].lstrip("/").split("/")
         drop_after = None
+        stall_after = None
         no_range = False
         status = None
         redirect = False
         while parts:
             if parts[0] == "drop-after" and len(parts) > 2 and parts[1].isdigit():
                 drop_after = int(parts[1])
+                parts = parts[2:]
+            elif parts[0] == "stall-after" and len(parts) > 2 and parts[1].isdigit():
+                stall_after = int(parts[1])
                 parts = parts[2:]
             elif parts[0] == "status" and len(parts) > 2:
                 code = parts[1]
@@ -141,9 +148,11 @@ class Handler(BaseHTTPRequestHandler):
         body = data[start : end + 1]
         if drop_after is not None and first_time("drop " + url):
             body_sent = body[:drop_after]
+        elif stall_after is not None and first_time("stall " + url):
+            body_sent = body[:stall_after]
         else:
             body_sent = body
-            drop_after = None
+            drop_after = stall_after = None
         entry["status"] = code
         entry["sent"] = len(body_sent)
         log(entry)
@@ -158,6 +167,10 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             # The client gave up (a size limit, a write error): nothing to report.
+            return
+        if stall_after is not None:
+            # Keep the connection open and silent: the client's low-speed timeout fires.
+            time.sleep(60)
             return
         if drop_after is not None:
             # Closing early makes the client see fewer bytes than Content-Length promised.

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 
 #include "core/common.h"
@@ -529,6 +530,106 @@ static void test_progress(void)
 	is_str(quiet, "", "quiet mode prints nothing");
 }
 
+static double now(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+static void test_stall(void)
+{
+	_cleanup_free_ char *c = cache("stall");
+	struct px_err *err = NULL;
+	char *got = NULL;
+	const char *path = "/stall-after/1000/payload.bin";
+	double t0 = now();
+	ok(fetch(path, c, false, &got, &err) == 0, "a stalled transfer times out and resumes %s",
+	   err ? err->msg : "");
+	double dt = now() - t0;
+	ok(dt >= 1 && dt < 5, "after the low-speed timeout (%.1f s)", dt);
+	ok(holds_payload(got, PAYLOAD_SIZE), "the file is correct");
+	struct req r[4];
+	ok(requests(path, r, 4) == 2 && px_streq(r[1].range, "bytes=1000-"),
+	   "the retry resumes at the stall point");
+	free(got);
+	px_err_clear(&err);
+}
+
+/* Two processes fetching the same file into one cache: the partial file's lock makes the
+ * second wait, and it then finds the finished entry instead of downloading again. */
+static void test_concurrent(void)
+{
+	_cleanup_free_ char *c = cache("concurrent");
+	_cleanup_free_ char *want = entry_of(c);
+	const char *path = "/stall-after/1000/payload.bin?concurrent";
+	struct px_err *err = NULL;
+	char *got = NULL;
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int r = fetch(path, c, false, &got, &err);
+		_exit(r == 0 && holds_payload(got, PAYLOAD_SIZE) ? 0 : 1);
+	}
+	usleep(300000);
+	ok(fetch(path, c, false, &got, &err) == 0, "the parent's fetch succeeds %s",
+	   err ? err->msg : "");
+	is_str(got, want, "with the shared cache entry");
+	int status = -1;
+	waitpid(pid, &status, 0);
+	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child's fetch succeeds");
+	is_int(count(path), 2, "one download (a stall and its resume), not two");
+	ok(holds_payload(want, PAYLOAD_SIZE), "the entry is correct");
+	free(got);
+	px_err_clear(&err);
+}
+
+/* On a terminal the bar is redrawn in place with \r and erase-to-end-of-line. */
+static void test_progress_tty(void)
+{
+	int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (m < 0 || grantpt(m) < 0 || unlockpt(m) < 0) {
+		ok(0, "cannot open a pseudo-terminal: %s", strerror(errno));
+		return;
+	}
+	int s = open(ptsname(m), O_RDWR | O_NOCTTY | O_CLOEXEC);
+	_cleanup_free_ char *c = cache("progress-tty");
+	_cleanup_free_ char *url = xasprintf("%s/payload.bin?tty", base);
+	struct px_fetch_opts o = {.url = url, .sha256 = digest, .cache_dir = c, .progress = true};
+	struct px_err *err = NULL;
+	char *got = NULL;
+	fflush(stderr);
+	int saved = dup(STDERR_FILENO);
+	dup2(s, STDERR_FILENO);
+	close(s);
+	px_log_init(PX_LOG_NORMAL);
+	int r = px_fetch(&o, &got, &err);
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	px_log_init(PX_LOG_NORMAL);
+	ok(r == 0, "download with a terminal on stderr succeeds");
+	char out[8192];
+	fcntl(m, F_SETFL, O_NONBLOCK);
+	size_t n = 0;
+	for (;;) {
+		ssize_t k = read(m, out + n, sizeof(out) - 1 - n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		n += (size_t)k;
+	}
+	out[n] = '\0';
+	close(m);
+	like(out, "\rdownloading payload.bin [", "the bar starts with a carriage return");
+	like(out, "] 100% 3.0 MiB / 3.0 MiB", "and ends at 100% with sizes");
+	like(out, "\033[K", "erasing the rest of the line");
+	ok(n > 0 && out[n - 1] == '\n', "and a final newline");
+	free(got);
+	px_err_clear(&err);
+}
+
 static void test_arguments(void)
 {
 	struct px_err *err = NULL;
@@ -578,6 +679,7 @@ int main(void)
 	}
 	px_log_init(PX_LOG_NORMAL);
 	setenv("PEXI_FETCH_BACKOFF_MS", "20", 1);
+	setenv("PEXI_FETCH_STALL_S", "1", 1);
 	root = xasprintf("%s/www", tmp);
 	log_path = xasprintf("%s/requests.log", tmp);
 	fill_payload();
@@ -607,6 +709,9 @@ int main(void)
 	test_range_edge_cases();
 	test_write_error();
 	test_progress();
+	test_progress_tty();
+	test_stall();
+	test_concurrent();
 	test_arguments();
 
 	stop_server();

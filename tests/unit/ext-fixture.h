@@ -9,6 +9,7 @@
 
 #include "core/common.h"
 
+#include "core/buf.h"
 #include "core/file.h"
 #include "core/spawn.h"
 
@@ -94,7 +95,7 @@ static inline char *fx_spec(const char *image)
 }
 
 /* Runs debugfs -R CMD (read-only) and returns its stdout, or NULL. */
-static inline char *fx_debugfs(const char *image, const char *cmd)
+__attribute__((noinline)) static char *fx_debugfs(const char *image, const char *cmd)
 {
 	char *spec = fx_spec(image), *out = NULL;
 	const char *argv[] = {"debugfs", "-R", cmd, spec, NULL};

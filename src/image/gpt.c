@@ -74,6 +74,23 @@ fdisk_fail(struct gpt *g, int rc, struct px_err **err, const char *fmt, ...)
 	return px_err_errno(err, e, "%s", head);
 }
 
+/* Whether an MBR holds a GPT-protective (type 0xEE) entry: then the GPT it announces
+ * was unreadable, which deserves a clearer message than "not GPT". */
+static int has_protective_entry(struct gpt *g)
+{
+	for (size_t i = 0; i < 4; i++) {
+		struct fdisk_partition *pa = NULL;
+		if (!fdisk_is_partition_used(g->cxt, i) || fdisk_get_partition(g->cxt, i, &pa) < 0)
+			continue;
+		struct fdisk_parttype *t = fdisk_partition_get_type(pa);
+		unsigned code = t ? fdisk_parttype_get_code(t) : 0;
+		fdisk_unref_partition(pa);
+		if (code == 0xee)
+			return 1;
+	}
+	return 0;
+}
+
 /* Opens 'image' and checks that it carries a GPT. A writable open lets libfdisk move a
  * misplaced backup header to the end of the file; the move reaches the disk on write. */
 static int gpt_open(struct gpt *g, const char *image, int readonly, struct px_err **err)
@@ -91,6 +108,11 @@ static int gpt_open(struct gpt *g, const char *image, int readonly, struct px_er
 	if (!fdisk_has_label(g->cxt))
 		return px_err_set(err, PX_EXIT_INPUT,
 		                  "disk image '%s' has no partition table (expected GPT)", image);
+	if (fdisk_is_label(g->cxt, DOS) && has_protective_entry(g))
+		return px_err_set(err, PX_EXIT_INPUT,
+		                  "disk image '%s' has a protective MBR but no valid GPT header "
+		                  "(the primary and the backup are both damaged)",
+		                  image);
 	if (!fdisk_is_label(g->cxt, GPT)) {
 		const char *name = fdisk_label_get_name(fdisk_get_label(g->cxt, NULL));
 		return px_err_set(err, PX_EXIT_INPUT,
@@ -372,7 +394,7 @@ int px_gpt_grow(const char *image, uint64_t new_size, int root_index, struct px_
 	/* Everything that can be refused is checked before the file changes. */
 	struct old_layout old = {0};
 	if (read_old_layout(image, root_index, &old, err) < 0)
-		return px_err_wrap(err, "growing '%s'", image);
+		return -1;
 
 	if (new_size > cur_size && extend_file(image, new_size, err) < 0)
 		return -1;

@@ -159,8 +159,11 @@ static int lock_partial(const char *part, int *ret_fd, struct px_err **err)
 		/* The holder may have renamed or removed the file meanwhile: our lock is then on
 		 * an orphan, and we start over with whatever the name holds now. */
 		struct stat a, b;
-		if (fstat(fd, &a) == 0 && stat(part, &b) == 0 && a.st_dev == b.st_dev &&
-		    a.st_ino == b.st_ino) {
+		if (fstat(fd, &a) < 0)
+			return px_err_errno(err, errno, "cannot stat '%s'", part);
+		if (!S_ISREG(a.st_mode))
+			return px_err_set(err, PX_EXIT_FAILURE, "'%s' is not a regular file", part);
+		if (stat(part, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
 			*ret_fd = steal_fd(&fd);
 			return 0;
 		}
@@ -233,8 +236,13 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 		           lim);
 		return 0;
 	}
-	if (px_write_all(t->fd, data, len, t->part, &t->err) < 0)
+	if (px_write_all(t->fd, data, len, t->part, &t->err) < 0) {
+		if (t->err->errnum == ENOSPC || t->err->errnum == EDQUOT)
+			px_err_set(&t->err, PX_EXIT_FAILURE,
+			           "%s (free some space and run again: the download resumes)",
+			           t->err->msg);
 		return 0;
+	}
 	px_sha256_update(&t->h, data, len);
 	t->size += len;
 	px_progress_update(t->progress, t->size, t->total);

@@ -373,6 +373,25 @@ static void test_file_url(void)
 	free(got);
 	px_err_clear(&err);
 
+	/* file:// resumes too (libcurl reads from the offset), and a partial file longer
+	 * than the source is discarded. */
+	_cleanup_free_ char *c3 = cache("file-resume");
+	write_partial(c3, payload, 700000);
+	ok(fetch(url, c3, false, &got, &err) == 0, "a file:// download resumes %s",
+	   err ? err->msg : "");
+	ok(holds_payload(got, PAYLOAD_SIZE), "into a correct file");
+	free(got);
+	px_err_clear(&err);
+	_cleanup_free_ char *c4 = cache("file-too-long");
+	_cleanup_free_ uint8_t *longer = xcalloc(1, PAYLOAD_SIZE + 10);
+	memcpy(longer, payload, PAYLOAD_SIZE);
+	write_partial(c4, longer, PAYLOAD_SIZE + 10);
+	ok(fetch(url, c4, false, &got, &err) == 0, "a file:// partial longer than the source %s",
+	   err ? err->msg : "");
+	ok(holds_payload(got, PAYLOAD_SIZE), "is replaced by a correct file");
+	free(got);
+	px_err_clear(&err);
+
 	_cleanup_free_ char *c2 = cache("file-missing");
 	_cleanup_free_ char *missing = xasprintf("file://%s/no-such-file", root);
 	ok(fetch(missing, c2, false, &got, &err) < 0, "a missing file:// source fails");

@@ -26,7 +26,8 @@ struct px_fetch_opts {
 	const char *sha256;    /* expected digest, 64 hex digits: mandatory */
 	const char *cache_dir; /* content-addressed cache root, created when missing */
 	bool offline;          /* use only the cache, never the network */
-	unsigned max_retries;  /* retries after a transient failure (0: none); backoff doubles
+	unsigned max_retries;  /* retries after a transient failure (0: none; callers normally
+	                          pass PX_FETCH_DEFAULT_RETRIES); backoff doubles
 	                          from 0.5 s, or from $PEXI_FETCH_BACKOFF_MS milliseconds. A
 	                          transfer below 1 KiB/s for 60 s ($PEXI_FETCH_STALL_S) is one */
 	bool progress;         /* a bar on a terminal, a line every 10% otherwise; nothing in

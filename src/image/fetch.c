@@ -428,8 +428,8 @@ static int download(const struct px_fetch_opts *o, const char *want, int fd, con
 		}
 		if (oc == TRANSIENT) {
 			if (failures >= o->max_retries) {
-				px_err_set(err, PX_EXIT_FAILURE, "%s (gave up after %u attempts)",
-				           aerr->msg, failures + 1);
+				px_err_set(err, PX_EXIT_FAILURE, "%s (gave up after %u attempt%s)",
+				           aerr->msg, failures + 1, failures ? "s" : "");
 				px_err_free(aerr);
 				break;
 			}

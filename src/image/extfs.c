@@ -195,6 +195,12 @@ static int path_split(const char *path, struct path *p, struct px_err **err)
 	return 0;
 }
 
+/* The last component; "" for the root, which callers refuse before they get here. */
+static const char *leaf_name(const struct path *p)
+{
+	return p->n ? p->comp[p->n - 1] : "";
+}
+
 /* The path made of the first n components, for messages. */
 static char *path_prefix(const struct path *p, size_t n)
 {
@@ -397,7 +403,7 @@ static int walk_dirs(struct px_extfs *x, const struct path *p, size_t n,
 static int lookup_leaf(struct px_extfs *x, const char *path, const struct path *p,
                        ext2_ino_t *ret_parent, ext2_ino_t *ret_ino, struct px_err **err)
 {
-	ext2_ino_t parent, ino;
+	ext2_ino_t parent = 0, ino = 0;
 	errcode_t e;
 
 	if (p->n == 0) {
@@ -406,7 +412,7 @@ static int lookup_leaf(struct px_extfs *x, const char *path, const struct path *
 	}
 	if (walk_dirs(x, p, p->n - 1, NULL, path, &parent, err) < 0)
 		return -1;
-	e = ext2fs_lookup(x->fs, parent, p->comp[p->n - 1], strlen(p->comp[p->n - 1]), NULL, &ino);
+	e = ext2fs_lookup(x->fs, parent, leaf_name(p), strlen(leaf_name(p)), NULL, &ino);
 	if (e == EXT2_ET_FILE_NOT_FOUND)
 		return not_found(x, path, err);
 	if (e)
@@ -421,7 +427,7 @@ int px_extfs_stat(struct px_extfs *x, const char *path, struct px_extfs_attrs *r
 {
 	_cleanup_(path_free) struct path p = {0};
 	struct ext2_inode_large inode;
-	ext2_ino_t parent, ino;
+	ext2_ino_t parent = 0, ino = 0;
 
 	if (path_split(path, &p, err) < 0 || lookup_leaf(x, path, &p, &parent, &ino, err) < 0 ||
 	    read_inode(x, ino, &inode, err) < 0)
@@ -448,7 +454,7 @@ int px_extfs_read_file(struct px_extfs *x, const char *path, size_t max, char **
 	_cleanup_(file_closep) ext2_file_t file = NULL;
 	_cleanup_free_ char *data = NULL;
 	struct ext2_inode_large inode;
-	ext2_ino_t parent, ino;
+	ext2_ino_t parent = 0, ino = 0;
 	__u64 size;
 	size_t got = 0;
 	errcode_t e;
@@ -666,7 +672,7 @@ static int prepare_leaf(struct px_extfs *x, const char *path, const struct path 
 {
 	struct px_extfs_attrs dir_attrs = {0755, a->uid, a->gid, a->mtime};
 	struct ext2_inode_large inode;
-	ext2_ino_t parent, old = 0;
+	ext2_ino_t parent = 0, old = 0;
 	errcode_t e;
 
 	if (p->n == 0)
@@ -676,7 +682,7 @@ static int prepare_leaf(struct px_extfs *x, const char *path, const struct path 
 	if (check_time(path, a->mtime, err) < 0 ||
 	    walk_dirs(x, p, p->n - 1, &dir_attrs, path, &parent, err) < 0)
 		return -1;
-	e = ext2fs_lookup(x->fs, parent, p->comp[p->n - 1], strlen(p->comp[p->n - 1]), NULL, &old);
+	e = ext2fs_lookup(x->fs, parent, leaf_name(p), strlen(leaf_name(p)), NULL, &old);
 	if (e == EXT2_ET_FILE_NOT_FOUND) {
 		old = 0;
 	} else if (e) {
@@ -730,7 +736,7 @@ static int write_from(struct px_extfs *x, const char *path, const struct source 
 		drop_link(x, ino, a->mtime, NULL);
 		return -1;
 	}
-	if (replace_entry(x, path, parent, p.comp[p.n - 1], old, ino, EXT2_FT_REG_FILE, a->mtime,
+	if (replace_entry(x, path, parent, leaf_name(&p), old, ino, EXT2_FT_REG_FILE, a->mtime,
 	                  err) < 0)
 		return -1;
 	return 0;
@@ -786,22 +792,21 @@ int px_extfs_symlink(struct px_extfs *x, const char *path, const char *target,
 		return -1;
 	/* ext2fs_symlink links the new inode itself, so the old entry goes first. */
 	if (old) {
-		e = ext2fs_unlink(x->fs, parent, p.comp[p.n - 1], old, 0);
+		e = ext2fs_unlink(x->fs, parent, leaf_name(&p), old, 0);
 		if (e)
 			return ext_fail(err, e, "cannot remove the old '%s' in '%s'", path,
 			                x->image);
 		if (drop_link(x, old, attrs->mtime, err) < 0)
 			return -1;
 	}
-	e = ext2fs_symlink(x->fs, parent, 0, p.comp[p.n - 1], target);
+	e = ext2fs_symlink(x->fs, parent, 0, leaf_name(&p), target);
 	if (e == EXT2_ET_DIR_NO_SPACE) {
 		e = ext2fs_expand_dir(x->fs, parent);
 		if (!e)
-			e = ext2fs_symlink(x->fs, parent, 0, p.comp[p.n - 1], target);
+			e = ext2fs_symlink(x->fs, parent, 0, leaf_name(&p), target);
 	}
 	if (!e)
-		e = ext2fs_lookup(x->fs, parent, p.comp[p.n - 1], strlen(p.comp[p.n - 1]), NULL,
-		                  &ino);
+		e = ext2fs_lookup(x->fs, parent, leaf_name(&p), strlen(leaf_name(&p)), NULL, &ino);
 	if (e)
 		return ext_fail(err, e, "cannot create symbolic link '%s' in '%s'", path, x->image);
 	if (set_attrs(x, ino, LINUX_S_IFLNK | 0777, attrs, err) < 0)

@@ -96,7 +96,7 @@ int px_patch_render_template(const char *text, size_t len, const char *name,
 static int patch_grub(struct px_extfs *fs, const struct px_patch_opts *o, struct px_err **err)
 {
 	_cleanup_free_ char *cfg = NULL, *out = NULL;
-	size_t len, out_len;
+	size_t len = 0, out_len = 0;
 	struct px_extfs_attrs a;
 
 	if (px_extfs_stat(fs, GRUB_CFG, &a, err) < 0 ||
@@ -136,7 +136,7 @@ static int patch_file(struct px_extfs *fs, const struct px_patch_opts *o,
 
 	_cleanup_free_ char *tpath = resolve_template(o, f->template);
 	_cleanup_free_ char *text = NULL, *out = NULL;
-	size_t len, out_len;
+	size_t len = 0, out_len = 0;
 	if (px_file_read(tpath, TEMPLATE_MAX, &text, &len, err) < 0 ||
 	    px_patch_render_template(text, len, tpath, o->template_vars, &out, &out_len, err) < 0)
 		return -1;

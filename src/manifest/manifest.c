@@ -132,3 +132,22 @@ int px_manifest_load(const char *path, struct px_manifest **ret, struct px_err *
 	_cleanup_free_ char *copy = xstrdup(path);
 	return parse_with_source(buf, len, &src, dirname(copy), ret, err);
 }
+
+int px_manifest_load_pep(const char *path, struct px_manifest **ret, struct px_err **err)
+{
+	struct px_ysource src = {.kind = "policy", .path = (char *)path};
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	if (px_ysource_read(&src, &buf, &len, err) < 0)
+		return -1;
+	_cleanup_(px_manifest_freep) struct px_manifest *m = xcalloc(1, sizeof(*m));
+	_cleanup_free_ char *copy = xstrdup(path);
+	m->path = xstrdup(path);
+	m->dir = absolute_dir(dirname(copy));
+	px_schema_defaults(m);
+	_cleanup_(px_ynode_freep) struct px_ynode *root = NULL;
+	if (px_ynode_parse(buf, len, &src, &root, err) < 0 || px_schema_apply_pep(m, root, err) < 0)
+		return -1;
+	*ret = steal_ptr(&m);
+	return 0;
+}

@@ -130,6 +130,11 @@ int px_manifest_load(const char *path, struct px_manifest **ret, struct px_err *
 int px_manifest_parse(const char *buf, size_t len, const char *name, const char *dir,
                       struct px_manifest **ret, struct px_err **err);
 void px_manifest_free(struct px_manifest *m);
+/* Loads a standalone PEP policy file (`pexi pep --policy F`): YAML whose top level holds
+ * the keys of the manifest's pep section (allow, deny, ..., timeouts, audit_log, mode).
+ * Returns a manifest whose pep section is filled in and checked exactly as in a manifest;
+ * every other section holds defaults and base is unset. Errors read "policy 'F':L:C: ...". */
+int px_manifest_load_pep(const char *path, struct px_manifest **ret, struct px_err **err);
 
 const char *px_arch_name(enum px_arch arch);
 

@@ -519,7 +519,7 @@ static int apply_field(struct conv *c, const struct field *f, void *base, const 
                        const char *what, struct px_err **err)
 {
 	void *slot = (char *)base + f->off;
-	uint64_t u;
+	uint64_t u = 0;
 	switch (f->type) {
 	case FT_IGNORE:
 		return 0;
@@ -541,7 +541,7 @@ static int apply_field(struct conv *c, const struct field *f, void *base, const 
 		struct px_strv *v = slot;
 		for (size_t i = 0; i < n->n; i++) {
 			_cleanup_free_ char *iw = xasprintf("%s[%zu]", what, i);
-			char *s;
+			char *s = NULL;
 			if (string_value(n->items[i], f, iw, &s, err) < 0)
 				return -1;
 			strv_push(v, s);
@@ -557,7 +557,7 @@ static int apply_field(struct conv *c, const struct field *f, void *base, const 
 		return -1;
 	switch (f->type) {
 	case FT_STR: {
-		char *s;
+		char *s = NULL;
 		if (string_value(n, f, what, &s, err) < 0)
 			return -1;
 		set_str(base, f->off, s);
@@ -568,7 +568,7 @@ static int apply_field(struct conv *c, const struct field *f, void *base, const 
 			set_str(base, f->off, NULL);
 			return 0;
 		}
-		char *s;
+		char *s = NULL;
 		if (string_value(n, f, what, &s, err) < 0)
 			return -1;
 		set_str(base, f->off, s);
@@ -774,6 +774,26 @@ static int write_files_done(struct conv *c, void *elem, const struct px_ynode *n
 	return 0;
 }
 
+/* The checks of the pep section; 'p' prefixes key names ("pep." in a manifest, "" in a
+ * standalone policy file). */
+static int pep_checks(struct px_manifest *m, const struct px_ynode *pep, const char *p,
+                      struct px_err **err)
+{
+	const struct px_ynode *methods = px_ynode_get(pep, "methods");
+	if (methods && methods->kind == PX_YNODE_SEQ && methods->n == 0)
+		return px_ynode_error(err, methods,
+		                      "'%smethods' is empty: list at least one method (the "
+		                      "default is GET, HEAD, POST)",
+		                      p);
+	if (!m->pep.methods.n)
+		for (size_t i = 0; i < PX_ARRAY_SIZE(default_methods); i++)
+			strv_push(&m->pep.methods, xstrdup(default_methods[i]));
+	if (m->pep.connect_timeout_ms > m->pep.total_timeout_ms)
+		return px_ynode_error(
+		        err, pep, "'%stimeouts.connect' is longer than '%stimeouts.total'", p, p);
+	return 0;
+}
+
 /* Checks that involve more than one field. */
 static int cross_checks(struct px_manifest *m, const struct px_ynode *root, struct px_err **err)
 {
@@ -787,20 +807,7 @@ static int cross_checks(struct px_manifest *m, const struct px_ynode *root, stru
 		return px_ynode_error(err, pkgs,
 		                      "'packages.add' lists packages but 'packages.repositories' "
 		                      "is empty");
-	const struct px_ynode *pep = px_ynode_get(root, "pep");
-	const struct px_ynode *methods = px_ynode_get(pep, "methods");
-	if (methods && methods->kind == PX_YNODE_SEQ && methods->n == 0)
-		return px_ynode_error(err, methods,
-		                      "'pep.methods' is empty: list at least one method (the "
-		                      "default is GET, HEAD, POST)");
-	if (!m->pep.methods.n)
-		for (size_t i = 0; i < PX_ARRAY_SIZE(default_methods); i++)
-			strv_push(&m->pep.methods, xstrdup(default_methods[i]));
-	if (m->pep.connect_timeout_ms > m->pep.total_timeout_ms)
-		return px_ynode_error(err, pep,
-		                      "'pep.timeouts.connect' is longer than "
-		                      "'pep.timeouts.total'");
-	return 0;
+	return pep_checks(m, px_ynode_get(root, "pep"), "pep.", err);
 }
 
 int px_schema_apply(struct px_manifest *m, const struct px_ynode *root, struct px_err **err)
@@ -809,4 +816,18 @@ int px_schema_apply(struct px_manifest *m, const struct px_ynode *root, struct p
 	if (apply_map(&c, top_fields, m, root, NULL, err) < 0)
 		return -1;
 	return cross_checks(m, root, err);
+}
+
+int px_schema_apply_pep(struct px_manifest *m, const struct px_ynode *root, struct px_err **err)
+{
+	struct conv c = {.m = m};
+	if (root->kind != PX_YNODE_MAP)
+		return px_ynode_error(
+		        err, root,
+		        "a policy must be a mapping of the manifest's pep keys (allow, "
+		        "deny, ...), not %s",
+		        px_ynode_kind_name(root));
+	if (apply_map(&c, pep_fields, m, root, NULL, err) < 0)
+		return -1;
+	return pep_checks(m, root, "", err);
 }

@@ -15,4 +15,8 @@ void px_schema_defaults(struct px_manifest *m);
  * recipes merged beneath and the 'recipe' key removed. */
 int px_schema_apply(struct px_manifest *m, const struct px_ynode *root, struct px_err **err);
 
+/* Fills m's pep section from 'root', a standalone policy file: the keys of the manifest's
+ * pep section at the top level. */
+int px_schema_apply_pep(struct px_manifest *m, const struct px_ynode *root, struct px_err **err);
+
 #endif

@@ -691,6 +691,49 @@ static int remove_entry(const char *path, const struct stat *st, int type, struc
 	return remove(path);
 }
 
+static void test_policy(void)
+{
+	_cleanup_free_ char *path = xasprintf("%s/policy.yml", tmpdir);
+	write_file("policy.yml", "allow: [Example.com]\n"
+	                         "timeouts: {connect: 2s}\n"
+	                         "max_response_bytes: 5M\n"
+	                         "mode: report\n");
+	struct px_manifest *m = NULL;
+	struct px_err *err = NULL;
+	if (!ok(px_manifest_load_pep(path, &m, &err) == 0, "a standalone policy loads"))
+		printf("#   %s\n", err->msg);
+	px_err_clear(&err);
+	if (m) {
+		is_str(m->pep.allow.v[0], "example.com", "policy: allow");
+		is_int(m->pep.connect_timeout_ms, 2000, "policy: timeouts");
+		is_int(m->pep.total_timeout_ms, 60000, "policy: default total timeout");
+		is_int(m->pep.max_response_bytes, 5ULL << 20, "policy: size");
+		is_int(m->pep.mode, PX_PEP_REPORT, "policy: mode");
+		is_int(m->pep.methods.n, 3, "policy: default methods");
+		px_manifest_free(m);
+		m = NULL;
+	}
+	write_file("policy.yml", "allow: [a.example]\nalow: [b.example]\n");
+	px_manifest_load_pep(path, &m, &err);
+	_cleanup_free_ char *want =
+	        xasprintf("policy '%s':2:1: unknown key 'alow' (did you mean 'allow'?)", path);
+	is_str(err ? err->msg : NULL, want, "policy: unknown key named in the policy file");
+	px_err_clear(&err);
+	write_file("policy.yml", "methods: []\n");
+	px_manifest_load_pep(path, &m, &err);
+	_cleanup_free_ char *want2 = xasprintf("policy '%s':1:10: 'methods' is empty: list at "
+	                                       "least one method (the default is GET, HEAD, POST)",
+	                                       path);
+	is_str(err ? err->msg : NULL, want2, "policy: checks as in a manifest");
+	px_err_clear(&err);
+	write_file("policy.yml", "- a\n");
+	px_manifest_load_pep(path, &m, &err);
+	like(err ? err->msg : NULL, "a policy must be a mapping",
+	     "policy: top level must be a mapping");
+	px_err_clear(&err);
+	ok(m == NULL, "policy: nothing returned on failure");
+}
+
 int main(void)
 {
 	if (!mkdtemp(tmpdir)) {
@@ -704,6 +747,7 @@ int main(void)
 	test_env();
 	test_errors();
 	test_load_errors();
+	test_policy();
 	nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 	return done_testing();
 }

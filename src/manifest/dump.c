@@ -190,16 +190,20 @@ static bool is_size_key(const char *k)
 	return strcmp(k, "size") == 0 || strcmp(k, "memory") == 0 || strstr(k, "_bytes");
 }
 
-static void put_text(FILE *out, const cJSON *node, int depth);
+static void put_text(FILE *out, const cJSON *node, int depth, bool first_inline);
 
 static void put_value(FILE *out, const cJSON *v, const char *key, int depth)
 {
 	bool container = cJSON_IsObject(v) || cJSON_IsArray(v);
 	if (container && !v->child) {
 		fputs(cJSON_IsObject(v) ? " {}\n" : " []\n", out);
+	} else if (!key && cJSON_IsObject(v)) {
+		/* A mapping inside a list starts on the dash's line: "- path: /etc/a". */
+		fputs(" ", out);
+		put_text(out, v, depth + 1, true);
 	} else if (container) {
 		fputs("\n", out);
-		put_text(out, v, depth + 1);
+		put_text(out, v, depth + 1, false);
 	} else {
 		fputs(" ", out);
 		put_scalar(out, v);
@@ -212,10 +216,11 @@ static void put_value(FILE *out, const cJSON *v, const char *key, int depth)
 	}
 }
 
-static void put_text(FILE *out, const cJSON *node, int depth)
+static void put_text(FILE *out, const cJSON *node, int depth, bool first_inline)
 {
 	for (const cJSON *c = node->child; c; c = c->next) {
-		fprintf(out, "%*s", depth * 2, "");
+		if (!(first_inline && c == node->child))
+			fprintf(out, "%*s", depth * 2, "");
 		if (cJSON_IsArray(node)) {
 			fputs("-", out);
 			put_value(out, c, NULL, depth);
@@ -229,6 +234,6 @@ static void put_text(FILE *out, const cJSON *node, int depth)
 void px_manifest_dump_text(const struct px_manifest *m, FILE *out)
 {
 	cJSON *root = build(m);
-	put_text(out, root, 0);
+	put_text(out, root, 0, false);
 	cJSON_Delete(root);
 }

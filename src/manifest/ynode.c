@@ -105,10 +105,10 @@ static int check_text(const char *buf, size_t len, const struct px_ysource *src,
 		size_t need;
 		uint32_t cp, min;
 		if (c == 0)
-			return px_ysource_error(err, src,
-			                        "%d:%d: binary file: contains a NUL byte at offset "
-			                        "%zu (a manifest is UTF-8 text)",
-			                        line, col, i);
+			return px_err_set(err, PX_EXIT_MANIFEST,
+			                  "%s '%s':%d:%d: binary file: contains a NUL byte at "
+			                  "offset %zu (a manifest is UTF-8 text)",
+			                  src->kind, src->path, line, col, i);
 		if (c < 0x80) {
 			i++;
 			if (c == '\n') {
@@ -141,11 +141,10 @@ static int check_text(const char *buf, size_t len, const struct px_ysource *src,
 		col++;
 		continue;
 	bad:
-		return px_ysource_error(
-		        err, src,
-		        "%d:%d: binary file: invalid UTF-8 byte 0x%02x at offset %zu "
-		        "(a manifest is UTF-8 text)",
-		        line, col, c, i);
+		return px_err_set(err, PX_EXIT_MANIFEST,
+		                  "%s '%s':%d:%d: binary file: invalid UTF-8 byte 0x%02x at "
+		                  "offset %zu (a manifest is UTF-8 text)",
+		                  src->kind, src->path, line, col, c, i);
 	}
 	return 0;
 }

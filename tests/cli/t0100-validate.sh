@@ -101,7 +101,7 @@ test_expect_error 'a 10 MB file' 3 \
 	validate -f big.yml
 printf 'name: a\n\0\1\2' >"$TRASH/bin.yml"
 test_expect_error 'a binary file' 3 \
-	"error: manifest 'bin.yml': 2:1: binary file: contains a NUL byte at offset 8" validate -f bin.yml
+	"error: manifest 'bin.yml':2:1: binary file: contains a NUL byte at offset 8" validate -f bin.yml
 write_min rec.yml
 printf 'recipe: typo\n' >>"$TRASH/rec.yml"
 mkdir -p "$TRASH/recipes"

@@ -6,6 +6,7 @@
 
 #include "core/common.h"
 
+#include "core/spawn.h"
 #include "manifest/manifest.h"
 #include "tap.h"
 
@@ -240,6 +241,40 @@ static void test_values(void)
 	fclose(f);
 	like(text, "\nvm:\n  backend: qemu\n", "dump_text: vm section");
 	like(text, "memory: 2147483648  # 2.0 GiB", "dump_text: sizes annotated");
+	like(text, "\nfiles:\n  - path: /etc/a\n    content: x\n", "dump_text: list entries");
+	/* PyYAML, not pexi, reads the text back: it must be YAML equal to the JSON dump. */
+	if (access("/usr/bin/python3", X_OK) == 0) {
+		_cleanup_free_ char *tpath = xasprintf("%s/dump.txt", tmpdir);
+		_cleanup_free_ char *jpath = xasprintf("%s/dump.json", tmpdir);
+		FILE *tf = fopen(tpath, "w"), *jf = fopen(jpath, "w");
+		char *js = NULL;
+		px_manifest_dump_json(m, &js, NULL);
+		if (tf && jf && js) {
+			fputs(text, tf);
+			fputs(js, jf);
+		}
+		if (tf)
+			fclose(tf);
+		if (jf)
+			fclose(jf);
+		free(js);
+		const char *argv[] = {"/usr/bin/python3",
+		                      "-c",
+		                      "import json, sys, yaml\n"
+		                      "t = yaml.safe_load(open(sys.argv[1]))\n"
+		                      "j = json.load(open(sys.argv[2]))\n"
+		                      "sys.exit(0 if t == j else 'text and JSON dumps differ')\n",
+		                      tpath,
+		                      jpath,
+		                      NULL};
+		struct px_err *perr = NULL;
+		if (!ok(px_run(argv, NULL, &perr) == 0,
+		        "dump_text is YAML equal to dump_json (PyYAML)"))
+			printf("#   %s\n", perr->msg);
+		px_err_free(perr);
+	} else {
+		ok(0, "dump_text check needs /usr/bin/python3 with python3-yaml");
+	}
 	free(text);
 	px_manifest_free(m);
 }
@@ -567,16 +602,16 @@ static void test_errors(void)
 	static const char nul[] = "name: a\nb\0c: d\n";
 	px_manifest_free(parse_len(nul, sizeof(nul) - 1, &msg));
 	is_str(msg,
-	       "manifest 't.yml': 2:2: binary file: contains a NUL byte at offset 9 (a manifest is "
+	       "manifest 't.yml':2:2: binary file: contains a NUL byte at offset 9 (a manifest is "
 	       "UTF-8 text)",
 	       "a NUL byte means binary");
 	free(msg);
 	bad("name: caf\xe9\n",
-	    "manifest 't.yml': 1:10: binary file: invalid UTF-8 byte 0xe9 at offset 9 (a manifest "
+	    "manifest 't.yml':1:10: binary file: invalid UTF-8 byte 0xe9 at offset 9 (a manifest "
 	    "is UTF-8 text)",
 	    "invalid UTF-8");
 	bad("name: \xed\xa0\x80\n",
-	    "manifest 't.yml': 1:7: binary file: invalid UTF-8 byte 0xed at offset 6 (a manifest "
+	    "manifest 't.yml':1:7: binary file: invalid UTF-8 byte 0xed at offset 6 (a manifest "
 	    "is UTF-8 text)",
 	    "UTF-8 surrogate refused");
 	m = parse_ok(MIN "cloud_init: {user: alpine, runcmd: ['echo h\xc3\xa9llo']}\n",

@@ -18,6 +18,12 @@ struct px_ynode *px_recipe_merge(struct px_ynode *under, struct px_ynode *over)
 {
 	if (!under)
 		return over;
+	/* A merged container is the manifest's: errors about it (a missing key) point there. */
+	if (under->kind == over->kind && under->kind != PX_YNODE_SCALAR) {
+		under->src = over->src;
+		under->line = over->line;
+		under->col = over->col;
+	}
 	if (under->kind == PX_YNODE_MAP && over->kind == PX_YNODE_MAP) {
 		for (size_t i = 0; i < over->n; i++) {
 			struct px_ypair *p = &over->pairs[i];

@@ -321,6 +321,8 @@ static void test_recipes(void)
 		px_manifest_free(m);
 	}
 
+	bad("recipe: base\nname: x\n", "manifest 't.yml':1:1: missing required section 'base'",
+	    "a merged mapping's errors point at the manifest, not the recipe");
 	write_file("recipes/cyc-a.yml", "recipe: cyc-b\n");
 	write_file("recipes/cyc-b.yml", "recipe: cyc-a\n");
 	_cleanup_free_ char *b_path = xasprintf("recipe '%s/recipes/cyc-b.yml':1:9: recipe cycle: "

@@ -269,8 +269,11 @@ static int check_bat(struct px_vhd *v, uint64_t hdr_off, struct px_err **err)
 	const struct px_vhd_src *s = v->src;
 	uint64_t span = (uint64_t)v->bitmap_size + v->block_size;
 	uint64_t bat_len = (uint64_t)v->n_entries * 4;
+	size_t allocated = 0;
+	for (uint32_t i = 0; i < v->n_entries; i++)
+		allocated += v->bat[i] != PX_VHD_UNALLOCATED;
 	_cleanup_free_ struct bat_ref *refs =
-	        xreallocarray(NULL, v->n_entries ? v->n_entries : 1, sizeof(*refs));
+	        xreallocarray(NULL, allocated ? allocated : 1, sizeof(*refs));
 	size_t n = 0;
 	for (uint32_t i = 0; i < v->n_entries; i++) {
 		if (v->bat[i] == PX_VHD_UNALLOCATED)

@@ -248,6 +248,8 @@ int px_fs_grow(const char *image, uint64_t offset, uint64_t size, int64_t epoch,
 	struct fs_info fs = {0};
 	if (probe(image, offset, &fs, err) < 0)
 		return -1;
+	if (fs.block_size == 0) /* libext2fs opens nothing smaller than 1 KiB blocks */
+		return px_err_set(err, PX_EXIT_INPUT, "invalid block size in '%s'", image);
 	uint64_t blocks = size / fs.block_size;
 	if (blocks < fs.blocks)
 		return px_err_set(err, PX_EXIT_INPUT,

@@ -255,7 +255,7 @@ static int read_old_layout(const char *image, int root_index, struct old_layout 
                            struct px_err **err)
 {
 	_cleanup_(gpt_close) struct gpt g = {0};
-	uint64_t entries_first, entries_last, alt;
+	uint64_t entries_first = 0, entries_last = 0, alt = 0;
 	if (gpt_open(&g, image, 1, err) < 0 || pick_root(&g, root_index, &ret->root, err) < 0 ||
 	    label_u64(&g, GPT_LABELITEM_ENTRIESLBA, &entries_first, err) < 0 ||
 	    label_u64(&g, GPT_LABELITEM_ENTRIESLASTLBA, &entries_last, err) < 0 ||
@@ -321,7 +321,7 @@ static int relabel(const char *image, const struct old_layout *old, int *ret_cha
                    struct px_err **err)
 {
 	_cleanup_(gpt_close) struct gpt g = {0};
-	uint64_t last_usable;
+	uint64_t last_usable = 0;
 	if (gpt_open(&g, image, 0, err) < 0 ||
 	    label_u64(&g, GPT_LABELITEM_LASTLBA, &last_usable, err) < 0)
 		return -1;

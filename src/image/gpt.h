@@ -39,16 +39,18 @@ int px_gpt_find_root(const char *image, int root_index, struct px_partition *ret
                      struct px_err **err);
 
 /* Grows the raw image file 'image' to new_size bytes (a multiple of 512): the file is
- * extended sparsely, the backup GPT header and table move to the new last sectors (the old
- * backup sectors are turned into a hole), and the root partition (chosen as in
- * px_gpt_find_root) is extended to end on the last PX_GPT_ALIGN boundary before the last
- * usable sector, keeping its start, type GUID, unique GUID, name and attributes. The root
- * partition must be the last one on the disk.
+ * extended sparsely (ftruncate), the backup GPT header and table move to the new last
+ * sectors (their old sectors become a hole), and the root partition (chosen as in
+ * px_gpt_find_root; it must be the last partition on the disk) is extended to end just
+ * before the last PX_GPT_ALIGN boundary at or below the end of the usable area, as fdisk's
+ * default end does. Its start, type GUID, unique GUID, name and attributes are kept, and so
+ * is every other byte outside the table.
  *
- * Shrinking is refused: a new_size below the current file size, or a disk whose aligned end
- * would fall before the partition's current end (then the end is kept). Growing to the
- * current size changes nothing, byte for byte. The file is modified in place: callers work
- * on a temporary copy. *ret receives the partition as it is on disk afterwards. */
+ * Refused with PX_EXIT_INPUT before the file changes: a new_size below the current size,
+ * no GPT, no such partition. A partition that already ends past the aligned end keeps its
+ * end (it never shrinks). Growing to the current size writes nothing. The file is changed
+ * in place, so callers work on a temporary copy; on a failure after the file was extended,
+ * its old size is restored. *ret receives the partition as it is on disk afterwards. */
 int px_gpt_grow(const char *image, uint64_t new_size, int root_index, struct px_partition *ret,
                 struct px_err **err);
 

@@ -251,12 +251,16 @@ struct old_layout {
 	uint64_t last_usable;
 };
 
-static int read_old_layout(const char *image, int root_index, struct old_layout *ret,
-                           struct px_err **err)
+/* Reads the layout at the current size and checks everything that can be refused. When
+ * libfdisk had to mend the table to read it (a damaged primary header rebuilt from the
+ * backup, or the reverse), the mended table is written at the current size first: once
+ * the file grows, a damaged primary could not be recovered any more, because the backup
+ * is looked for in the last sector. */
+static int prepare(const char *image, int root_index, struct old_layout *ret, struct px_err **err)
 {
 	_cleanup_(gpt_close) struct gpt g = {0};
 	uint64_t entries_first = 0, entries_last = 0, alt = 0;
-	if (gpt_open(&g, image, 1, err) < 0 || pick_root(&g, root_index, &ret->root, err) < 0 ||
+	if (gpt_open(&g, image, 0, err) < 0 || pick_root(&g, root_index, &ret->root, err) < 0 ||
 	    label_u64(&g, GPT_LABELITEM_ENTRIESLBA, &entries_first, err) < 0 ||
 	    label_u64(&g, GPT_LABELITEM_ENTRIESLASTLBA, &entries_last, err) < 0 ||
 	    label_u64(&g, GPT_LABELITEM_ALTLBA, &alt, err) < 0 ||
@@ -271,6 +275,20 @@ static int read_old_layout(const char *image, int root_index, struct old_layout 
 	uint64_t table = entries_last - entries_first + 1;
 	ret->backup_last = alt;
 	ret->backup_first = alt >= table ? alt - table : alt;
+	if (fdisk_label_is_changed(fdisk_get_label(g.cxt, NULL))) {
+		size_t n = g.last_msg
+		        ? strcspn(g.last_msg, ".
+		                              ") : 0;
+		                  px_log_warn("repairing the GPT of '%s'%s%.*s%s", image,
+		                              n ? " (libfdisk: " : "", (int)n, n ? g.last_msg : "",
+		                              n ? ")" : "");
+		                  int rc = fdisk_write_disklabel(g.cxt);
+		                  if (rc < 0) return fdisk_fail(
+		                          &g, rc, err, "cannot write the GPT of '%s'", image);
+		                  g.assigned = 0; rc = fdisk_deassign_device(g.cxt, 0);
+		                  if (rc < 0) return fdisk_fail(&g, rc, err, "cannot sync '%s'",
+		                                                image);
+	}
 	return 0;
 }
 
@@ -393,7 +411,7 @@ int px_gpt_grow(const char *image, uint64_t new_size, int root_index, struct px_
 
 	/* Everything that can be refused is checked before the file changes. */
 	struct old_layout old = {0};
-	if (read_old_layout(image, root_index, &old, err) < 0)
+	if (prepare(image, root_index, &old, err) < 0)
 		return -1;
 
 	if (new_size > cur_size && extend_file(image, new_size, err) < 0)

@@ -249,6 +249,50 @@ static void test_grow(void)
 	px_err_clear(&err);
 }
 
+/* libfdisk has things to say about a grown file (PMBR size mismatch, misplaced backup):
+ * none of it may reach stdout or stderr. */
+static void test_silent(void)
+{
+	_cleanup_free_ char *img = copy_fixture("silent.raw");
+	_cleanup_free_ char *log = path_in("silent.log");
+	fflush(stdout);
+	fflush(stderr);
+	int saved_out = dup(1), saved_err = dup(2);
+	int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	dup2(fd, 1);
+	dup2(fd, 2);
+	struct px_partition p;
+	struct px_err *err = NULL;
+	int rc = px_gpt_grow(img, 512 * MIB, 0, &p, &err);
+	fflush(stdout);
+	fflush(stderr);
+	dup2(saved_out, 1);
+	dup2(saved_err, 2);
+	close(saved_out);
+	close(saved_err);
+	close(fd);
+	ok(rc == 0, "grow with stdout and stderr captured");
+	is_int(stat_of(log).st_size, 0, "libfdisk printed nothing");
+	px_err_clear(&err);
+}
+
+/* A damaged primary header: libfdisk rebuilds it from the backup, and the grown disk is
+ * whole again. */
+static void test_primary_damaged(void)
+{
+	_cleanup_free_ char *img = copy_fixture("primary.raw");
+	int fd = open(img, O_WRONLY | O_CLOEXEC);
+	ok(fd >= 0 && pwrite(fd, "XXXXXXXX", 8, 512) == 8, "primary GPT signature clobbered");
+	if (fd >= 0)
+		close(fd);
+	struct px_partition p;
+	struct px_err *err = NULL;
+	int rc = px_gpt_grow(img, 1024 * MIB, 0, &p, &err);
+	ok(rc == 0, "grown from the backup GPT%s%s", err ? ": " : "", err ? err->msg : "");
+	px_err_clear(&err);
+	check_grown(img, 1024 * MIB, &p);
+}
+
 static void test_determinism(void)
 {
 	_cleanup_free_ char *a = copy_fixture("det-a.raw");
@@ -369,6 +413,8 @@ int main(void)
 	test_find_root();
 	test_grow();
 	test_determinism();
+	test_silent();
+	test_primary_damaged();
 	test_refusals();
 
 	const char *const rm[] = {"rm", "-rf", tmpdir, NULL};

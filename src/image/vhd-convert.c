@@ -190,7 +190,7 @@ static int open_input(const char *path, int *ret_fd, uint64_t *ret_size, struct 
 int px_image_detect(const char *path, enum px_image_format *ret, struct px_err **err)
 {
 	_cleanup_close_ int fd = -1;
-	uint64_t size;
+	uint64_t size = 0;
 	if (open_input(path, &fd, &size, err) < 0)
 		return -1;
 	struct px_vhd_src src;
@@ -202,12 +202,12 @@ int px_vhd_convert(const char *in_path, const char *out_path, uint64_t *ret_virt
                    struct px_err **err)
 {
 	_cleanup_close_ int fd = -1;
-	uint64_t size;
+	uint64_t size = 0;
 	if (open_input(in_path, &fd, &size, err) < 0)
 		return -1;
 	struct px_vhd_src src;
 	px_vhd_src_file(&src, in_path, fd, size);
-	enum px_image_format fmt;
+	enum px_image_format fmt = PX_IMAGE_RAW;
 	if (px_vhd_probe(&src, &fmt, err) < 0)
 		return -1;
 

@@ -132,7 +132,7 @@ static uint32_t checksum(const uint8_t *p, size_t n, size_t skip_at)
 
 static bool footer_cookie_at(const struct px_vhd_src *s, uint64_t off)
 {
-	uint8_t c[8];
+	uint8_t c[8] = {0};
 	if (!range_ok(s, off, sizeof(c)) ||
 	    px_vhd_src_read(s, off, c, sizeof(c), "cookie", NULL) < 0)
 		return false;
@@ -174,7 +174,7 @@ int px_vhd_probe(const struct px_vhd_src *s, enum px_image_format *ret, struct p
 	if (s->size < PX_VHD_SECTOR)
 		return too_small(s, err);
 	uint64_t foot = s->size - PX_VHD_FOOTER_SIZE;
-	uint8_t f[PX_VHD_FOOTER_SIZE];
+	uint8_t f[PX_VHD_FOOTER_SIZE] = {0};
 	if (px_vhd_src_read(s, foot, f, sizeof(f), "footer", err) < 0)
 		return -1;
 	if (memcmp(f, FOOTER_COOKIE, sizeof(FOOTER_COOKIE)) != 0) {
@@ -331,7 +331,7 @@ static int open_dynamic(struct px_vhd *v, const uint8_t *footer, struct px_err *
 	uint64_t foot = v->data_end;
 
 	/* The copy of the footer at offset 0 must be sound too: tools read either. */
-	uint8_t copy[PX_VHD_FOOTER_SIZE];
+	uint8_t copy[PX_VHD_FOOTER_SIZE] = {0};
 	if (foot < PX_VHD_FOOTER_SIZE + PX_VHD_DYNHDR_SIZE)
 		return px_err_set(err, PX_EXIT_INPUT,
 		                  "'%s': file is %" PRIu64 " bytes, too small for a dynamic VHD "
@@ -352,7 +352,7 @@ static int open_dynamic(struct px_vhd *v, const uint8_t *footer, struct px_err *
 		                  "'%s': offset %" PRIu64 ": dynamic header offset %" PRIu64
 		                  " is outside the file's metadata area (512 to %" PRIu64 ")",
 		                  s->name, foot + 16, hdr_off, foot - PX_VHD_DYNHDR_SIZE);
-	uint8_t h[PX_VHD_DYNHDR_SIZE];
+	uint8_t h[PX_VHD_DYNHDR_SIZE] = {0};
 	if (px_vhd_src_read(s, hdr_off, h, sizeof(h), "dynamic header", err) < 0)
 		return -1;
 	struct px_reader r;
@@ -441,14 +441,14 @@ int px_vhd_open(struct px_vhd *v, const struct px_vhd_src *src, struct px_err **
 	if (src->size < PX_VHD_FOOTER_SIZE)
 		return too_small(src, err);
 	uint64_t foot = src->size - PX_VHD_FOOTER_SIZE;
-	uint8_t f[PX_VHD_FOOTER_SIZE];
+	uint8_t f[PX_VHD_FOOTER_SIZE] = {0};
 	if (px_vhd_src_read(src, foot, f, sizeof(f), "footer", err) < 0)
 		return -1;
 	if (memcmp(f, FOOTER_COOKIE, sizeof(FOOTER_COOKIE)) != 0)
 		return bad_footer_cookie(src, err);
 	if (check_footer(src, foot, f, err) < 0)
 		return -1;
-	enum px_image_format fmt;
+	enum px_image_format fmt = PX_IMAGE_RAW;
 	if (px_vhd_probe(src, &fmt, err) < 0)
 		return -1;
 	v->format = fmt;

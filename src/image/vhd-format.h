@@ -74,7 +74,7 @@ void px_vhd_close(struct px_vhd *v);
 
 static inline uint64_t px_vhd_chunk_count(const struct px_vhd *v)
 {
-	return (v->virtual_size + v->chunk_size - 1) / v->chunk_size;
+	return v->chunk_size ? (v->virtual_size + v->chunk_size - 1) / v->chunk_size : 0;
 }
 
 /* Reads chunk i of the virtual disk into buf (chunk_size bytes). *ret_len is the number of

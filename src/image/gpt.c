@@ -276,18 +276,16 @@ static int prepare(const char *image, int root_index, struct old_layout *ret, st
 	ret->backup_last = alt;
 	ret->backup_first = alt >= table ? alt - table : alt;
 	if (fdisk_label_is_changed(fdisk_get_label(g.cxt, NULL))) {
-		size_t n = g.last_msg
-		        ? strcspn(g.last_msg, ".
-		                              ") : 0;
-		                  px_log_warn("repairing the GPT of '%s'%s%.*s%s", image,
-		                              n ? " (libfdisk: " : "", (int)n, n ? g.last_msg : "",
-		                              n ? ")" : "");
-		                  int rc = fdisk_write_disklabel(g.cxt);
-		                  if (rc < 0) return fdisk_fail(
-		                          &g, rc, err, "cannot write the GPT of '%s'", image);
-		                  g.assigned = 0; rc = fdisk_deassign_device(g.cxt, 0);
-		                  if (rc < 0) return fdisk_fail(&g, rc, err, "cannot sync '%s'",
-		                                                image);
+		size_t n = g.last_msg ? strcspn(g.last_msg, ".\n") : 0;
+		px_log_warn("repairing the GPT of '%s'%s%.*s%s", image, n ? " (libfdisk: " : "",
+		            (int)n, n ? g.last_msg : "", n ? ")" : "");
+		int rc = fdisk_write_disklabel(g.cxt);
+		if (rc < 0)
+			return fdisk_fail(&g, rc, err, "cannot write the GPT of '%s'", image);
+		g.assigned = 0;
+		rc = fdisk_deassign_device(g.cxt, 0);
+		if (rc < 0)
+			return fdisk_fail(&g, rc, err, "cannot sync '%s'", image);
 	}
 	return 0;
 }

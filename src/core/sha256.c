@@ -35,29 +35,86 @@ void px_sha256_buf(const void *p, size_t n, uint8_t out[PX_SHA256_LEN])
 	px_sha256_final(&h, out);
 }
 
+/* Feeds 'len' zero bytes: a hole costs no read and no kernel page zeroing. */
+static void update_zeros(struct px_sha256 *h, uint64_t len)
+{
+	static const uint8_t zeros[1 << 16];
+	while (len > 0) {
+		size_t n = len < sizeof(zeros) ? (size_t)len : sizeof(zeros);
+		px_sha256_update(h, zeros, n);
+		len -= n;
+	}
+}
+
+/* Hashes [off, end) of fd with reads. */
+static int update_range(struct px_sha256 *h, int fd, off_t off, off_t end, uint8_t *buf, size_t cap,
+                        const char *path, struct px_err **err)
+{
+	while (off < end) {
+		size_t want = (size_t)(end - off) < cap ? (size_t)(end - off) : cap;
+		ssize_t n = pread(fd, buf, want, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return px_err_errno(err, errno, "cannot read '%s'", path);
+		if (n == 0)
+			return px_err_set(err, PX_EXIT_FAILURE, "'%s' shrank while being hashed",
+			                  path);
+		px_sha256_update(h, buf, (size_t)n);
+		off += n;
+	}
+	return 0;
+}
+
 int px_sha256_file(const char *path, uint8_t out[PX_SHA256_LEN], struct px_err **err)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return px_err_errno(err, errno, "cannot open '%s'", path);
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return px_err_errno(err, errno, "cannot stat '%s'", path);
+	enum { CHUNK = 1 << 20 };
+	_cleanup_free_ uint8_t *buf = xmalloc(CHUNK);
 	struct px_sha256 h;
 	px_sha256_init(&h);
-	static uint8_t chunk[1 << 20];
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int e = errno;
-			px_sha256_final(&h, out);
-			return px_err_errno(err, e, "cannot read '%s'", path);
+	int r = 0;
+	if (!S_ISREG(st.st_mode)) {
+		/* A pipe or device: read to the end. */
+		for (;;) {
+			ssize_t n = read(fd, buf, CHUNK);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				r = px_err_errno(err, errno, "cannot read '%s'", path);
+				break;
+			}
+			if (n == 0)
+				break;
+			px_sha256_update(&h, buf, (size_t)n);
 		}
-		if (n == 0)
-			break;
-		px_sha256_update(&h, chunk, (size_t)n);
+	} else {
+		/* Disk images are mostly holes: walk the data extents and hash the holes
+		 * between them as zeros without reading them. */
+		off_t off = 0;
+		while (r == 0 && off < st.st_size) {
+			off_t data = lseek(fd, off, SEEK_DATA);
+			if (data < 0 && errno == ENXIO)
+				data = st.st_size;
+			else if (data < 0)
+				data = off; /* no SEEK_DATA: treat everything as data */
+			update_zeros(&h, (uint64_t)(data - off));
+			if (data >= st.st_size)
+				break;
+			off_t hole = lseek(fd, data, SEEK_HOLE);
+			if (hole < 0 || hole > st.st_size)
+				hole = st.st_size;
+			r = update_range(&h, fd, data, hole, buf, CHUNK, path, err);
+			off = hole;
+		}
 	}
 	px_sha256_final(&h, out);
-	return 0;
+	return r;
 }
 
 void px_sha256_hex(const uint8_t digest[PX_SHA256_LEN], char out[PX_SHA256_HEX])

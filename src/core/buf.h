@@ -25,7 +25,7 @@ int px_buf_append(struct px_buf *b, const void *p, size_t n, struct px_err **err
 void px_buf_puts(struct px_buf *b, const char *s);
 void px_buf_printf(struct px_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Returns the contents, leaving the buffer empty; the caller frees. */
-char *px_buf_steal(struct px_buf *b, size_t *ret_len);
+char *px_buf_steal(struct px_buf *b, size_t *ret_len) __attribute__((returns_nonnull));
 void px_buf_free(struct px_buf *b);
 
 #define _cleanup_buf_ __attribute__((cleanup(px_buf_free)))

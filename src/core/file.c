@@ -105,7 +105,7 @@ int px_atomic_commit(struct px_atomic *a, struct px_err **err)
 		r = px_err_errno(err, errno, "cannot rename '%s' to '%s'", a->tmp, a->path);
 	if (r == 0)
 		r = fsync_parent(a->path, err);
-	if (r < 0)
+	if (r < 0 && a->tmp)
 		unlink(a->tmp);
 	free(a->tmp);
 	free(a->path);

@@ -28,7 +28,8 @@ bool px_log_color(void)
 	return use_color;
 }
 
-static void emit(const char *prefix, const char *color, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void emit(const char *prefix, const char *color,
+                                                       const char *fmt, va_list ap)
 {
 	if (use_color && color)
 		fprintf(stderr, "%s%s\033[0m", color, prefix);

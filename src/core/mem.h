@@ -7,14 +7,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-void *xmalloc(size_t n);
-void *xcalloc(size_t n, size_t size);
-void *xrealloc(void *p, size_t n);
+void *xmalloc(size_t n) __attribute__((returns_nonnull));
+void *xcalloc(size_t n, size_t size) __attribute__((returns_nonnull));
+void *xrealloc(void *p, size_t n) __attribute__((returns_nonnull));
 /* Grows an array of 'size'-byte items; aborts when count * size overflows. */
-void *xreallocarray(void *p, size_t count, size_t size);
-char *xstrdup(const char *s);
-char *xstrndup(const char *s, size_t n);
-char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void *xreallocarray(void *p, size_t count, size_t size) __attribute__((returns_nonnull));
+char *xstrdup(const char *s) __attribute__((returns_nonnull));
+char *xstrndup(const char *s, size_t n) __attribute__((returns_nonnull));
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2), returns_nonnull));
 
 /* True when a + b or a * b overflows 64 bits; the result is stored only otherwise. */
 static inline bool px_add_overflow(uint64_t a, uint64_t b, uint64_t *ret)

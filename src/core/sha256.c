@@ -129,7 +129,7 @@ void px_sha256_hex(const uint8_t digest[PX_SHA256_LEN], char out[PX_SHA256_HEX])
 
 int px_sha256_file_hex(const char *path, char out[PX_SHA256_HEX], struct px_err **err)
 {
-	uint8_t d[PX_SHA256_LEN];
+	uint8_t d[PX_SHA256_LEN] = {0};
 	if (px_sha256_file(path, d, err) < 0)
 		return -1;
 	px_sha256_hex(d, out);

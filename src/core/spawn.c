@@ -127,7 +127,7 @@ static const char *last_line(char *s)
 
 int px_run(const char *const argv[], char **ret_out, struct px_err **err)
 {
-	struct px_spawn_result r;
+	struct px_spawn_result r = {0};
 	if (px_spawn(argv, ret_out != NULL, &r, err) < 0)
 		return -1;
 	if (r.exit_status != 0) {

@@ -66,7 +66,7 @@ static bool exists(const char *path)
 static void make_key(char out[PX_SHA256_HEX], const char *parent, const char *params)
 {
 	struct px_sha256 h;
-	uint8_t d[PX_SHA256_LEN];
+	uint8_t d[PX_SHA256_LEN] = {0};
 	px_sha256_init(&h);
 	px_sha256_update(&h, parent, strlen(parent));
 	px_sha256_update(&h, "\n", 1);
@@ -185,10 +185,12 @@ static int patch_params(const struct px_manifest *m, int64_t epoch, char **ret, 
 		char digest[PX_SHA256_HEX] = "";
 		const char *file = f->source ? f->source : f->template;
 		if (file) {
-			if (px_sha256_file_hex(file, digest, err) < 0)
-				return px_err_wrap(err, "files entry '%s'", f->path);
+			if (px_sha256_file_hex(file, digest, err) < 0) {
+				px_err_wrap(err, "files entry '%s'", f->path);
+				return -1;
+			}
 		} else if (f->content) {
-			uint8_t d[PX_SHA256_LEN];
+			uint8_t d[PX_SHA256_LEN] = {0};
 			px_sha256_buf(f->content, strlen(f->content), d);
 			px_sha256_hex(d, digest);
 		}
@@ -226,7 +228,7 @@ static int compute_keys(struct build *b, struct px_err **err)
 	if (px_cloudinit_render(m, NULL, &b->seed, err) < 0)
 		return px_err_wrap(err, "rendering the cloud-init seed");
 	struct px_sha256 h;
-	uint8_t d[PX_SHA256_LEN];
+	uint8_t d[PX_SHA256_LEN] = {0};
 	_cleanup_free_ char *epoch =
 	        xasprintf("%s\n%" PRId64 "\n", SEED_VERSION, b->r->source_date_epoch);
 	px_sha256_init(&h);

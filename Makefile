@@ -5,6 +5,7 @@
 #   make test       build and run every test (what CI runs)
 #   make check      the tests under ASan+UBSan, static analysis, and the format check
 #   make fuzz       build the libFuzzer targets (clang) into build-fuzz/
+#   make fuzz-run   run each for FUZZ_SECONDS (default 60)
 #   make install    install pexi (honours PREFIX and DESTDIR)
 
 VERSION  := 0.1.0
@@ -53,7 +54,7 @@ else
 Q := @
 endif
 
-.PHONY: all deps test check fuzz install clean format lint test-programs fuzz-targets
+.PHONY: all deps test check fuzz fuzz-run install clean format lint test-programs fuzz-targets
 all: pexi
 
 pexi: $(BUILD)/pexi
@@ -116,6 +117,18 @@ fuzz:
 		LDFLAGS='-fsanitize=address,undefined' fuzz-targets
 
 fuzz-targets: $(FUZZ_BIN)
+
+# Runs every fuzz target for FUZZ_SECONDS each. New inputs go to build-fuzz/new-NAME, never
+# into the committed seed corpus; promote an input by hand when it found a bug.
+FUZZ_SECONDS ?= 60
+fuzz-run: fuzz
+	@for t in $(FUZZ_BIN); do \
+		name=$${t#build-fuzz/fuzz-}; mkdir -p build-fuzz/new-$$name; \
+		echo "  FUZZ    $$name ($(FUZZ_SECONDS) s)"; \
+		$$t -max_total_time=$(FUZZ_SECONDS) build-fuzz/new-$$name tests/fuzz/corpus/$$name \
+			2>build-fuzz/$$name.log || { tail -30 build-fuzz/$$name.log; exit 1; }; \
+		tail -1 build-fuzz/$$name.log; \
+	done
 
 build-fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(LIB)
 	$(CC) $(PX_CFLAGS) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB) $(PKG_LIBS)

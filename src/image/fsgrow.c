@@ -214,7 +214,7 @@ static char *fsck_findings(const char *out)
 static int check(const char *path, const char *image, uint64_t offset, struct px_err **err)
 {
 	const char *const argv[] = {"e2fsck", "-f", "-n", path, NULL};
-	struct px_spawn_result r;
+	struct px_spawn_result r = {0};
 	if (px_spawn(argv, 1, &r, err) < 0)
 		return px_err_wrap(err, "checking the filesystem of '%s'", image);
 	int status = r.exit_status;

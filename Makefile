@@ -133,9 +133,9 @@ fuzz-run: fuzz
 build-fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(LIB)
 	$(CC) $(PX_CFLAGS) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB) $(PKG_LIBS)
 
-install: pexi
+install: $(BUILD)/pexi
 	install -d '$(DESTDIR)$(BINDIR)' '$(DESTDIR)$(DATADIR)/recipes' '$(DESTDIR)$(DATADIR)/templates'
-	install -m 755 pexi '$(DESTDIR)$(BINDIR)/pexi'
+	install -m 755 $(BUILD)/pexi '$(DESTDIR)$(BINDIR)/pexi'
 	install -m 644 pexi.schema.json '$(DESTDIR)$(DATADIR)/'
 	install -m 644 recipes/*.yml '$(DESTDIR)$(DATADIR)/recipes/'
 	for f in $$(find templates -type f); do \

@@ -12,7 +12,7 @@ const struct px_command px_commands[] = {
         {"logs", cmd_logs, "show an instance's console, proxy or audit log",
          "pexi logs [console|pep|audit] [-f]"},
         {"pep", cmd_pep, "run the policy proxy alone", "pexi pep --policy FILE --listen ADDR"},
-        {"validate", cmd_validate, "check a manifest", "pexi validate [-f FILE] [--json]"},
+        {"validate", cmd_validate, "check a manifest", "pexi validate [-f FILE | FILE] [--json]"},
         {"help", cmd_help, "show help for pexi or a command", "pexi help [COMMAND]"},
         {NULL, NULL, NULL, NULL},
 };

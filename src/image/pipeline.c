@@ -270,6 +270,20 @@ static int run_fetch(struct build *b, struct px_err **err)
 static int run_convert(struct build *b, struct px_err **err)
 {
 	_cleanup_free_ char *base = xasprintf("%s/sha256/%s", b->cache_dir, b->m->base.sha256);
+	/* A declared format is a promise about the download: hold it to that, so a raw file
+	 * is never mistaken for a damaged VHD's contents or the other way round. */
+	enum px_image_format found;
+	if (px_image_detect(base, &found, err) < 0)
+		return px_err_wrap(err, "reading '%s'", b->m->base.url);
+	bool is_vhd = found != PX_IMAGE_RAW;
+	if (b->m->base.format == PX_FORMAT_VHD && !is_vhd)
+		return px_err_set(err, PX_EXIT_INPUT,
+		                  "'%s' is not a VHD (no VHD footer found), but base.format is vhd",
+		                  b->m->base.url);
+	if (b->m->base.format == PX_FORMAT_RAW && is_vhd)
+		return px_err_set(err, PX_EXIT_INPUT,
+		                  "'%s' is a VHD, but base.format is raw; use vhd or auto",
+		                  b->m->base.url);
 	if (px_vhd_convert(base, b->convert_path, NULL, err) < 0)
 		return px_err_wrap(err, "converting '%s'", b->m->base.url);
 	return 0;

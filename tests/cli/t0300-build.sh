@@ -173,6 +173,29 @@ test_expect_success 'a wrong digest is refused with both digests and nothing is 
 	! "$PEXI" build -f c/pexi.yml 2>err && grep -q "$VHD_SHA" err &&
 	grep -q "$(printf "%064d" 0)" err && test ! -e c/.pexi/build/disk.raw
 '
+test_expect_success 'a download dropped mid-way is resumed and the build completes' '
+	write_manifest "$TRASH/d" && rm -rf "$XDG_CACHE_HOME" &&
+	sed -i "s|url: .*|url: http://127.0.0.1:$PORT/drop-after/1000000/alpine-dynamic.vhd|" d/pexi.yml &&
+	PEXI_FETCH_BACKOFF_MS=10 "$PEXI" -q build -f d/pexi.yml &&
+	cmp b/.pexi/build/disk.raw d/.pexi/build/disk.raw &&
+	grep -q "bytes=1000000-" "$TRASH/http.log"
+'
+test_expect_success 'a server error is reported with its status and leaves nothing' '
+	write_manifest "$TRASH/e" && rm -rf "$XDG_CACHE_HOME" &&
+	sed -i "s|url: .*|url: http://127.0.0.1:$PORT/status/404/alpine-dynamic.vhd|" e/pexi.yml &&
+	! "$PEXI" build -f e/pexi.yml 2>err && grep -q "404" err &&
+	test ! -e e/.pexi/build/disk.raw
+'
+test_expect_success 'a corrupt VHD is refused with the offset and the reason' '
+	cp "$FIX/alpine-dynamic.vhd" "$FIX/corrupt.vhd" &&
+	size=$(stat -c %s "$FIX/corrupt.vhd") &&
+	printf "XXXX" | dd of="$FIX/corrupt.vhd" bs=1 seek=$((size - 512 + 64)) conv=notrunc 2>/dev/null &&
+	write_manifest "$TRASH/f" &&
+	sed -i -e "s|url: .*|url: http://127.0.0.1:$PORT/corrupt.vhd|" \
+		-e "s|sha256: .*|sha256: $(sha256sum "$FIX/corrupt.vhd" | cut -d" " -f1)|" f/pexi.yml &&
+	"$PEXI" build -f f/pexi.yml 2>err; test $? -eq 4 &&
+	grep -q "offset $((size - 512 + 64))" err && grep -q "checksum" err && test ! -e f/.pexi/build/disk.raw
+'
 test_expect_error '--offline with an empty cache says so' 1 "offline" build -f c/pexi.yml --offline
 test_expect_success 'build --plan lists the stages and changes nothing' '
 	"$PEXI" build -f a/pexi.yml --plan >plan.out && grep -q "^fetch " plan.out &&

@@ -2,16 +2,6 @@
 
 #include <stdarg.h>
 
-__attribute__((format(printf, 1, 0))) static char *vformat(const char *fmt, va_list ap)
-{
-	char *s = NULL;
-	if (vasprintf(&s, fmt, ap) < 0) {
-		fprintf(stderr, "fatal: out of memory formatting an error\n");
-		abort();
-	}
-	return s;
-}
-
 static void replace(struct px_err **err, enum px_exit code, int errnum, char *msg)
 {
 	if (!err) {
@@ -30,7 +20,7 @@ int px_err_set(struct px_err **err, enum px_exit code, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	char *msg = vformat(fmt, ap);
+	char *msg = xvasprintf(fmt, ap);
 	va_end(ap);
 	replace(err, code, 0, msg);
 	return -1;
@@ -40,7 +30,7 @@ int px_err_errno(struct px_err **err, int errnum, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	_cleanup_free_ char *head = vformat(fmt, ap);
+	_cleanup_free_ char *head = xvasprintf(fmt, ap);
 	va_end(ap);
 	enum px_exit code = PX_EXIT_FAILURE;
 	replace(err, code, errnum, xasprintf("%s: %s", head, strerror(errnum)));
@@ -51,7 +41,7 @@ int px_err_wrap(struct px_err **err, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	char *context = vformat(fmt, ap);
+	char *context = xvasprintf(fmt, ap);
 	va_end(ap);
 	if (!err) {
 		free(context);

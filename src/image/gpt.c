@@ -60,9 +60,7 @@ fdisk_fail(struct gpt *g, int rc, struct px_err **err, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	_cleanup_free_ char *head = NULL;
-	if (vasprintf(&head, fmt, ap) < 0)
-		abort();
+	_cleanup_free_ char *head = xvasprintf(fmt, ap);
 	va_end(ap);
 	int e = rc < 0 ? -rc : EIO;
 	if (g->last_msg) {

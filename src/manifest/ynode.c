@@ -11,9 +11,7 @@ int px_ysource_error(struct px_err **err, const struct px_ysource *src, const ch
 {
 	va_list ap;
 	va_start(ap, fmt);
-	_cleanup_free_ char *msg = NULL;
-	if (vasprintf(&msg, fmt, ap) < 0)
-		abort();
+	_cleanup_free_ char *msg = xvasprintf(fmt, ap);
 	va_end(ap);
 	return px_err_set(err, PX_EXIT_MANIFEST, "%s '%s': %s", src->kind, src->path, msg);
 }
@@ -22,9 +20,7 @@ int px_ynode_error(struct px_err **err, const struct px_ynode *n, const char *fm
 {
 	va_list ap;
 	va_start(ap, fmt);
-	_cleanup_free_ char *msg = NULL;
-	if (vasprintf(&msg, fmt, ap) < 0)
-		abort();
+	_cleanup_free_ char *msg = xvasprintf(fmt, ap);
 	va_end(ap);
 	return px_err_set(err, PX_EXIT_MANIFEST, "%s '%s':%d:%d: %s", n->src->kind, n->src->path,
 	                  n->line, n->col, msg);

@@ -217,7 +217,10 @@ static int compute_keys(struct build *b, struct px_err **err)
 	p = xasprintf("%s\nsize=%" PRIu64 "\nroot=%d", GROW_VERSION, m->disk.size,
 	              m->disk.root_partition);
 	make_key(s[PX_STAGE_GROW].key, s[PX_STAGE_CONVERT].key, p);
-	make_key(s[PX_STAGE_FSGROW].key, s[PX_STAGE_GROW].key, FSGROW_VERSION);
+	free(p);
+	/* resize2fs stamps the build's time into the superblock, so the epoch is an input. */
+	p = xasprintf("%s\nepoch=%" PRId64, FSGROW_VERSION, b->r->source_date_epoch);
+	make_key(s[PX_STAGE_FSGROW].key, s[PX_STAGE_GROW].key, p);
 	free(p);
 	p = NULL;
 	if (patch_params(m, b->r->source_date_epoch, &p, err) < 0)

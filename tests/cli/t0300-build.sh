@@ -3,7 +3,7 @@
 # checked with independent tools: qemu-img, sgdisk, e2fsck, dumpe2fs, debugfs, isoinfo,
 # blkid and sha256sum.
 . "$(dirname "$0")/lib.sh"
-require_programs qemu-img sgdisk e2fsck dumpe2fs debugfs isoinfo blkid python3 sha256sum \
+require_programs qemu-img sgdisk e2fsck dumpe2fs debugfs isoinfo xorriso blkid python3 sha256sum \
 	mkfs.ext4 mkfs.vfat mcopy
 
 FIX=$TRASH/fixture
@@ -145,6 +145,16 @@ test_expect_success 'a second clean build elsewhere is bit-identical' '
 	write_manifest "$TRASH/b" &&
 	"$PEXI" -q build -f b/pexi.yml &&
 	cmp "$B/disk.raw" b/.pexi/build/disk.raw && cmp "$B/seed.iso" b/.pexi/build/seed.iso
+'
+test_expect_success 'SOURCE_DATE_EPOCH overrides the manifest and reaches every timestamp' '
+	cp -r b g && rm -rf g/.pexi &&
+	SOURCE_DATE_EPOCH=1800000000 "$PEXI" -q build -f g/pexi.yml &&
+	! cmp -s b/.pexi/build/seed.iso g/.pexi/build/seed.iso &&
+	xorriso -indev g/.pexi/build/seed.iso -pvd_info 2>/dev/null | grep -q "^Creation Time: 2027011508" &&
+	debugfs -R "stat /etc/motd" "g/.pexi/build/disk.raw?offset=$ROOT_OFFSET" 2>/dev/null |
+		grep -q "mtime: 0x6b49d200" &&
+	SOURCE_DATE_EPOCH=1700000000 "$PEXI" -q build -f g/pexi.yml &&
+	cmp b/.pexi/build/disk.raw g/.pexi/build/disk.raw
 '
 test_expect_success 'editing a files entry rebuilds from the cached grown image only' '
 	printf "changed\n" >a/motd.txt &&

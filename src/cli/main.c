@@ -37,9 +37,7 @@ int cli_usage_error(const char *cmd, struct px_err **err, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	_cleanup_free_ char *msg = NULL;
-	if (vasprintf(&msg, fmt, ap) < 0)
-		abort();
+	_cleanup_free_ char *msg = xvasprintf(fmt, ap);
 	va_end(ap);
 	const struct px_command *c = cli_find_command(cmd);
 	return px_err_set(err, PX_EXIT_USAGE, "%s\nusage: %s", msg, c ? c->usage : "pexi help");

@@ -5,15 +5,71 @@
 #include "buf.h"
 #include "common.h"
 
+int px_file_open(const char *path, int flags, struct stat *ret_st, struct px_err **err)
+{
+	_cleanup_close_ int fd = open(path, flags | O_CLOEXEC);
+	if (fd < 0)
+		return px_err_errno(err, errno, "cannot open '%s'", path);
+	if (fstat(fd, ret_st) < 0)
+		return px_err_errno(err, errno, "cannot stat '%s'", path);
+	return steal_fd(&fd);
+}
+
+int px_file_next_data(int fd, off_t from, off_t end, const char *name, off_t *ret_data,
+                      off_t *ret_hole, struct px_err **err)
+{
+	off_t data = lseek(fd, from, SEEK_DATA);
+	if (data < 0 && errno == EINVAL) {
+		/* No SEEK_DATA here: everything is data. */
+		*ret_data = from;
+		*ret_hole = end;
+		return 0;
+	}
+	if (data < 0 && errno != ENXIO)
+		return px_err_errno(err, errno, "cannot scan '%s'", name);
+	if (data < 0 || data >= end) {
+		/* ENXIO: only a hole remains past 'from'. */
+		*ret_data = end;
+		*ret_hole = end;
+		return 0;
+	}
+	/* A failed or odd answer (the file changed under us) ends the extent at 'end': reading
+	 * a hole as data is slow but right. */
+	off_t hole = lseek(fd, data, SEEK_HOLE);
+	if (hole < 0 || hole > end || hole <= data)
+		hole = end;
+	*ret_data = data;
+	*ret_hole = hole;
+	return 0;
+}
+
+int px_file_zero_range(int fd, off_t off, off_t len)
+{
+#ifdef FALLOC_FL_PUNCH_HOLE
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) == 0)
+		return 0;
+#endif
+	static const char zeros[65536];
+	for (off_t done = 0; done < len;) {
+		size_t want =
+		        (size_t)(len - done) < sizeof(zeros) ? (size_t)(len - done) : sizeof(zeros);
+		ssize_t n = pwrite(fd, zeros, want, off + done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		done += n;
+	}
+	return 0;
+}
+
 int px_file_read(const char *path, size_t max, char **ret_data, size_t *ret_len,
                  struct px_err **err)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st = {0}; /* the analyser cannot see that fd < 0 on every failure */
+	_cleanup_close_ int fd = px_file_open(path, O_RDONLY, &st, err);
 	if (fd < 0)
-		return px_err_errno(err, errno, "cannot open '%s'", path);
-	struct stat st;
-	if (fstat(fd, &st) < 0)
-		return px_err_errno(err, errno, "cannot stat '%s'", path);
+		return fd;
 	if (S_ISDIR(st.st_mode))
 		return px_err_set(err, PX_EXIT_INPUT, "'%s' is a directory", path);
 	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max)

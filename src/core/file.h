@@ -8,6 +8,23 @@
 #include <sys/types.h>
 
 struct px_err;
+struct stat;
+
+/* Opens 'path' (O_CLOEXEC is added to flags) and fstat()s it into *ret_st. Returns the fd,
+ * or a negative value with "cannot open" / "cannot stat" set in err. */
+int px_file_open(const char *path, int flags, struct stat *ret_st, struct px_err **err);
+
+/* Finds the first data extent of fd in [from, end): *ret_data is where it starts and
+ * *ret_hole where it ends (at most end); *ret_data == end when only a hole remains. Where
+ * the filesystem has no SEEK_DATA, all of [from, end) counts as data. Any other lseek
+ * failure is reported as "cannot scan 'name'". */
+int px_file_next_data(int fd, off_t from, off_t end, const char *name, off_t *ret_data,
+                      off_t *ret_hole, struct px_err **err);
+
+/* Makes [off, off+len) of fd read as zeros: a hole where the filesystem can punch one,
+ * written zeros elsewhere. Returns 0 or a negative errno, for the caller to word the error
+ * in its own terms. */
+int px_file_zero_range(int fd, off_t off, off_t len);
 
 /* Reads all of 'path' into a NUL-terminated buffer; fails when it is larger than max. */
 int px_file_read(const char *path, size_t max, char **ret_data, size_t *ret_len,

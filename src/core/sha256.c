@@ -3,6 +3,7 @@
 #include "sha256.h"
 
 #include "common.h"
+#include "file.h"
 
 void px_sha256_init(struct px_sha256 *h)
 {
@@ -68,12 +69,10 @@ static int update_range(struct px_sha256 *h, int fd, off_t off, off_t end, uint8
 
 int px_sha256_file(const char *path, uint8_t out[PX_SHA256_LEN], struct px_err **err)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return px_err_errno(err, errno, "cannot open '%s'", path);
 	struct stat st;
-	if (fstat(fd, &st) < 0)
-		return px_err_errno(err, errno, "cannot stat '%s'", path);
+	_cleanup_close_ int fd = px_file_open(path, O_RDONLY, &st, err);
+	if (fd < 0)
+		return fd;
 	enum { CHUNK = 1 << 20 };
 	_cleanup_free_ uint8_t *buf = xmalloc(CHUNK);
 	struct px_sha256 h;
@@ -98,17 +97,15 @@ int px_sha256_file(const char *path, uint8_t out[PX_SHA256_LEN], struct px_err *
 		 * between them as zeros without reading them. */
 		off_t off = 0;
 		while (r == 0 && off < st.st_size) {
-			off_t data = lseek(fd, off, SEEK_DATA);
-			if (data < 0 && errno == ENXIO)
-				data = st.st_size;
-			else if (data < 0)
-				data = off; /* no SEEK_DATA: treat everything as data */
+			off_t data, hole;
+			/* Hashing never fails for want of extent information: read it all. */
+			if (px_file_next_data(fd, off, st.st_size, path, &data, &hole, NULL) < 0) {
+				data = off;
+				hole = st.st_size;
+			}
 			update_zeros(&h, (uint64_t)(data - off));
 			if (data >= st.st_size)
 				break;
-			off_t hole = lseek(fd, data, SEEK_HOLE);
-			if (hole < 0 || hole > st.st_size)
-				hole = st.st_size;
 			r = update_range(&h, fd, data, hole, buf, CHUNK, path, err);
 			off = hole;
 		}

@@ -4,6 +4,7 @@
 
 #include "core/common.h"
 
+#include "core/file.h"
 #include "core/log.h"
 #include "image/gpt.h"
 
@@ -298,22 +299,9 @@ static int clear_old_backup(const char *image, const struct old_layout *old, str
 		return px_err_errno(err, errno, "cannot open '%s'", image);
 	off_t off = (off_t)(old->backup_first * 512);
 	off_t len = (off_t)((old->backup_last - old->backup_first + 1) * 512);
-#ifdef FALLOC_FL_PUNCH_HOLE
-	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) == 0)
-		return 0;
-#endif
-	static const char zeros[4096];
-	for (off_t done = 0; done < len;) {
-		size_t want =
-		        (size_t)(len - done) < sizeof(zeros) ? (size_t)(len - done) : sizeof(zeros);
-		ssize_t n = pwrite(fd, zeros, want, off + done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return px_err_errno(err, errno, "cannot clear the old backup GPT of '%s'",
-			                    image);
-		done += n;
-	}
+	int r = px_file_zero_range(fd, off, len);
+	if (r < 0)
+		return px_err_errno(err, -r, "cannot clear the old backup GPT of '%s'", image);
 	return 0;
 }
 

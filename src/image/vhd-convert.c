@@ -145,28 +145,25 @@ static int copy_raw(const struct px_vhd_src *src, struct sparse_out *o, struct p
 {
 	if (ioctl(o->fd, FICLONE, src->fd) == 0)
 		return 0;
-	uint64_t pos = 0;
-	while (pos < src->size) {
-		off_t d = lseek(src->fd, (off_t)pos, SEEK_DATA);
-		if (d < 0 && errno == ENXIO)
-			break;
-		uint64_t data = d < 0 ? pos : (uint64_t)d; /* no SEEK_DATA: all data */
-		uint64_t end = src->size;
-		if (d >= 0) {
-			off_t h = lseek(src->fd, d, SEEK_HOLE);
-			if (h >= 0 && (uint64_t)h > data && (uint64_t)h < end)
-				end = (uint64_t)h;
+	off_t size = (off_t)src->size, pos = 0;
+	while (pos < size) {
+		off_t data, end;
+		/* Any failure to find the extents: copy it all, zero runs still become holes. */
+		if (px_file_next_data(src->fd, pos, size, src->name, &data, &end, NULL) < 0) {
+			data = pos;
+			end = size;
 		}
-		if (data >= src->size)
+		if (data >= size)
 			break;
 		for (pos = data; pos < end;) {
-			size_t n = end - pos < PX_VHD_CHUNK ? (size_t)(end - pos) : PX_VHD_CHUNK;
+			size_t n = (uint64_t)(end - pos) < PX_VHD_CHUNK ? (size_t)(end - pos)
+			                                                : PX_VHD_CHUNK;
 			uint8_t *dst;
-			if (out_reserve(o, pos, n, &dst, err) < 0 ||
-			    px_vhd_src_read(src, pos, dst, n, "data", err) < 0)
+			if (out_reserve(o, (uint64_t)pos, n, &dst, err) < 0 ||
+			    px_vhd_src_read(src, (uint64_t)pos, dst, n, "data", err) < 0)
 				return -1;
 			o->len += n;
-			pos += n;
+			pos += (off_t)n;
 		}
 	}
 	return out_finish(o, src->size, err);
@@ -174,12 +171,10 @@ static int copy_raw(const struct px_vhd_src *src, struct sparse_out *o, struct p
 
 static int open_input(const char *path, int *ret_fd, uint64_t *ret_size, struct px_err **err)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return px_err_errno(err, errno, "cannot open '%s'", path);
 	struct stat st;
-	if (fstat(fd, &st) < 0)
-		return px_err_errno(err, errno, "cannot stat '%s'", path);
+	_cleanup_close_ int fd = px_file_open(path, O_RDONLY, &st, err);
+	if (fd < 0)
+		return fd;
 	if (!S_ISREG(st.st_mode))
 		return px_err_set(err, PX_EXIT_INPUT, "'%s' is not a regular file", path);
 	*ret_size = (uint64_t)st.st_size;

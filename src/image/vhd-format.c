@@ -2,6 +2,7 @@
  * reading the virtual disk chunk by chunk. See vhd-format.h for the layout. */
 #include "core/common.h"
 
+#include "core/file.h"
 #include "core/reader.h"
 #include "image/vhd-format.h"
 
@@ -89,34 +90,26 @@ int px_vhd_src_read_sparse(const struct px_vhd_src *s, uint64_t off, uint8_t *bu
 		return 0;
 	}
 	/* Ask the filesystem where the data is, so that holes of a sparse image file (qemu-img
-	 * leaves many) cost neither a read nor a zero scan later. */
-	uint64_t end = off + n, pos = off;
-	off_t d = lseek(s->fd, (off_t)off, SEEK_DATA);
-	if (n == 0 || (d < 0 && errno == ENXIO) || (d >= 0 && (uint64_t)d >= end)) {
-		*ret_hole = true;
-		return 0;
-	}
-	*ret_hole = false;
-	if (d < 0) /* no SEEK_DATA on this filesystem: read it all */
-		return read_fd(s, off, buf, n, "data", err);
+	 * leaves many) cost neither a read nor a zero scan later. Where it cannot say, the
+	 * rest of the range is read. */
+	off_t end = (off_t)(off + n), pos = (off_t)off;
+	*ret_hole = true;
 	while (pos < end) {
-		uint64_t data = (d < 0 || (uint64_t)d > end) ? end : (uint64_t)d;
-		if (data > pos) {
-			memset(buf + (pos - off), 0, data - pos);
-			pos = data;
-			if (pos == end)
-				break;
+		off_t data, hole;
+		if (px_file_next_data(s->fd, pos, end, s->name, &data, &hole, NULL) < 0) {
+			data = pos;
+			hole = end;
 		}
-		off_t h = lseek(s->fd, (off_t)pos, SEEK_HOLE);
-		uint64_t hole =
-		        (h < 0 || (uint64_t)h > end || (uint64_t)h <= pos) ? end : (uint64_t)h;
-		if (read_fd(s, pos, buf + (pos - off), hole - pos, "data", err) < 0)
+		if (data == end && *ret_hole)
+			return 0; /* all a hole: buf is left alone */
+		*ret_hole = false;
+		memset(buf + (pos - (off_t)off), 0, (size_t)(data - pos));
+		if (data == end)
+			break;
+		if (read_fd(s, (uint64_t)data, buf + (data - (off_t)off), (size_t)(hole - data),
+		            "data", err) < 0)
 			return -1;
 		pos = hole;
-		if (pos < end)
-			d = lseek(s->fd, (off_t)pos, SEEK_DATA);
-		if (pos < end && d < 0 && errno != ENXIO)
-			return read_fd(s, pos, buf + (pos - off), end - pos, "data", err);
 	}
 	return 0;
 }

@@ -5,9 +5,9 @@
 #include "core/common.h"
 
 #include "core/spawn.h"
+#include "core/file.h"
 #include "image/fsgrow.h"
-
-#define COPY_CHUNK (1u << 20)
+#include "image/sparse.h"
 
 /* What the superblock says, read through libext2fs at the partition's offset. */
 struct fs_info {
@@ -85,107 +85,6 @@ static int tmpfile_create(struct tmpfile *t, const char *image, uint64_t size, s
 	}
 	if (ftruncate(t->fd, (off_t)size) < 0)
 		return px_err_errno(err, errno, "cannot size '%s'", t->path);
-	return 0;
-}
-
-/* Makes [off, off+len) of fd read as zeros, as a hole where the filesystem can punch one. */
-static int zero_range(int fd, off_t off, off_t len, const char *name, struct px_err **err)
-{
-#ifdef FALLOC_FL_PUNCH_HOLE
-	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) == 0)
-		return 0;
-#endif
-	static const char zeros[65536];
-	for (off_t done = 0; done < len;) {
-		size_t want =
-		        (size_t)(len - done) < sizeof(zeros) ? (size_t)(len - done) : sizeof(zeros);
-		ssize_t n = pwrite(fd, zeros, want, off + done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return px_err_errno(err, errno, "cannot write '%s'", name);
-		done += n;
-	}
-	return 0;
-}
-
-/* Copies len bytes from in at in_off to out at out_off: in the kernel where it can, else
- * through a buffer. */
-static int copy_data(int in, off_t in_off, int out, off_t out_off, off_t len, const char *src,
-                     const char *dst, struct px_err **err)
-{
-	while (len > 0) {
-		size_t want = (size_t)len < (1u << 30) ? (size_t)len : (1u << 30);
-		ssize_t n = copy_file_range(in, &in_off, out, &out_off, want, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 &&
-		    (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP))
-			break;
-		if (n < 0)
-			return px_err_errno(err, errno, "cannot copy '%s' to '%s'", src, dst);
-		if (n == 0)
-			return px_err_set(err, PX_EXIT_FAILURE, "'%s' ended early while copying",
-			                  src);
-		len -= n;
-	}
-	if (len == 0)
-		return 0;
-	_cleanup_free_ char *buf = xmalloc(COPY_CHUNK);
-	while (len > 0) {
-		size_t want = (size_t)len < COPY_CHUNK ? (size_t)len : COPY_CHUNK;
-		ssize_t n = pread(in, buf, want, in_off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return px_err_errno(err, errno, "cannot read '%s'", src);
-		if (n == 0)
-			return px_err_set(err, PX_EXIT_FAILURE, "'%s' ended early while copying",
-			                  src);
-		for (ssize_t done = 0; done < n;) {
-			ssize_t w = pwrite(out, buf + done, (size_t)(n - done), out_off + done);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0)
-				return px_err_errno(err, errno, "cannot write '%s'", dst);
-			done += w;
-		}
-		in_off += n;
-		out_off += n;
-		len -= n;
-	}
-	return 0;
-}
-
-/* Copies [in_off, in_off+len) of in to out at out_off, data extents only. With
- * zero_holes, the holes of the source are zeroed in the destination too: resize2fs zeroes
- * new inode tables by punching holes, and the destination may hold old bytes there. */
-static int copy_sparse(int in, off_t in_off, int out, off_t out_off, off_t len, bool zero_holes,
-                       const char *src, const char *dst, struct px_err **err)
-{
-	off_t end = in_off + len, pos = in_off;
-	while (pos < end) {
-		off_t data = lseek(in, pos, SEEK_DATA);
-		if (data < 0 && errno == EINVAL) /* no SEEK_DATA here: everything is data */
-			return copy_data(in, pos, out, out_off + (pos - in_off), end - pos, src,
-			                 dst, err);
-		if (data < 0 && errno != ENXIO)
-			return px_err_errno(err, errno, "cannot scan '%s'", src);
-		if (data < 0 || data > end)
-			data = end;
-		if (data > pos && zero_holes &&
-		    zero_range(out, out_off + (pos - in_off), data - pos, dst, err) < 0)
-			return -1;
-		if (data == end)
-			break;
-		off_t hole = lseek(in, data, SEEK_HOLE);
-		if (hole < 0 || hole > end)
-			hole = end;
-		if (copy_data(in, data, out, out_off + (data - in_off), hole - data, src, dst,
-		              err) < 0)
-			return -1;
-		pos = hole;
-	}
 	return 0;
 }
 
@@ -267,12 +166,10 @@ int px_fs_grow(const char *image, uint64_t offset, uint64_t size, int64_t epoch,
 		                  offset, image, (uint64_t)UINT32_MAX * fs.block_size);
 
 	uint64_t old_bytes = fs.blocks * fs.block_size, new_bytes = blocks * fs.block_size;
-	_cleanup_close_ int img = open(image, O_RDWR | O_CLOEXEC);
-	if (img < 0)
-		return px_err_errno(err, errno, "cannot open '%s'", image);
 	struct stat st;
-	if (fstat(img, &st) < 0)
-		return px_err_errno(err, errno, "cannot stat '%s'", image);
+	_cleanup_close_ int img = px_file_open(image, O_RDWR, &st, err);
+	if (img < 0)
+		return img;
 	if (offset + new_bytes > (uint64_t)st.st_size)
 		return px_err_set(err, PX_EXIT_INPUT,
 		                  "a %" PRIu64 "-byte partition at offset %" PRIu64
@@ -283,8 +180,8 @@ int px_fs_grow(const char *image, uint64_t offset, uint64_t size, int64_t epoch,
 	 * truncates nor extends it. */
 	_cleanup_(tmpfile_remove) struct tmpfile tmp = {NULL, -1};
 	if (tmpfile_create(&tmp, image, new_bytes, err) < 0 ||
-	    copy_sparse(img, (off_t)offset, tmp.fd, 0, (off_t)old_bytes, false, image, tmp.path,
-	                err) < 0)
+	    px_sparse_copy_range(img, (off_t)offset, tmp.fd, 0, (off_t)old_bytes, false, image,
+	                         tmp.path, err) < 0)
 		return px_err_wrap(err, "copying the filesystem of '%s'", image);
 	if (check(tmp.path, image, offset, err) < 0)
 		return -1;
@@ -299,8 +196,8 @@ int px_fs_grow(const char *image, uint64_t offset, uint64_t size, int64_t epoch,
 		                  "resize2fs changed the size of '%s' from %" PRIu64 " to %" PRIu64
 		                  " bytes",
 		                  tmp.path, new_bytes, (uint64_t)tst.st_size);
-	if (copy_sparse(tmp.fd, 0, img, (off_t)offset, (off_t)new_bytes, true, tmp.path, image,
-	                err) < 0)
+	if (px_sparse_copy_range(tmp.fd, 0, img, (off_t)offset, (off_t)new_bytes, true, tmp.path,
+	                         image, err) < 0)
 		return px_err_wrap(err, "copying the resized filesystem back into '%s'", image);
 	if (fsync(img) < 0)
 		return px_err_errno(err, errno, "cannot sync '%s'", image);

@@ -9,24 +9,10 @@
 #include "image/gpt.h"
 #include "image/sparse.h"
 #include "tap.h"
+#include "test-util.h"
 
 #define MIB   ((uint64_t)1024 * 1024)
 #define EPOCH 1700000000
-
-static char tmpdir[] = "/tmp/pexi-test-fsgrow.XXXXXX";
-static char *fixture;
-
-static char *run_out(const char *const argv[])
-{
-	struct px_err *err = NULL;
-	char *out = NULL;
-	if (px_run(argv, &out, &err) < 0) {
-		printf("# %s\n", err->msg);
-		px_err_free(err);
-		return NULL;
-	}
-	return out;
-}
 
 /* Runs argv and returns its exit status (stdout and stderr captured and dropped). */
 static int run_status(const char *const argv[])
@@ -43,47 +29,6 @@ static int run_status(const char *const argv[])
 		printf("# %s exited %d:\n# %s\n", argv[0], status, r.out);
 	px_spawn_result_free(&r);
 	return status;
-}
-
-static char *path_in(const char *name)
-{
-	return xasprintf("%s/%s", tmpdir, name);
-}
-
-static char *copy_fixture(const char *name)
-{
-	char *p = path_in(name);
-	struct px_err *err = NULL;
-	if (px_sparse_copy(fixture, p, &err) < 0) {
-		printf("Bail out! %s\n", err->msg);
-		exit(1);
-	}
-	return p;
-}
-
-/* Whether two images have the same size and the same bytes: qemu-img compare, which skips
- * holes, so a 2 GiB sparse image compares in milliseconds. */
-static int same_image(const char *a, const char *b)
-{
-	struct stat sa, sb;
-	if (stat(a, &sa) < 0 || stat(b, &sb) < 0 || sa.st_size != sb.st_size)
-		return 0;
-	const char *const argv[] = {"qemu-img", "compare", "-q", "-f", "raw",
-	                            "-F",       "raw",     a,    b,    NULL};
-	_cleanup_free_ char *out = run_out(argv);
-	return out != NULL;
-}
-
-/* A reference copy of an image, to compare against after an operation. */
-static char *snapshot(const char *img)
-{
-	char *p = xasprintf("%s.before", img);
-	struct px_err *err = NULL;
-	if (px_sparse_copy(img, p, &err) < 0) {
-		printf("Bail out! %s\n", err->msg);
-		exit(1);
-	}
-	return p;
 }
 
 /* "image?offset=N", the way e2fsprogs' tools address a partition inside an image. */
@@ -322,27 +267,10 @@ int main(void)
 {
 	const char *tools[] = {"e2fsck",    "resize2fs", "debugfs", "dumpe2fs",
 	                       "mkfs.ext4", "sgdisk",    "qemu-img"};
-	for (size_t i = 0; i < PX_ARRAY_SIZE(tools); i++) {
-		if (!px_have_program(tools[i])) {
-			printf("# needs %s\n", tools[i]);
-			return 77;
-		}
-	}
-	const char *src = getenv("PEXI_SRC") ? getenv("PEXI_SRC") : ".";
-	if (!mkdtemp(tmpdir)) {
-		printf("Bail out! mkdtemp: %s\n", strerror(errno));
-		return 1;
-	}
-	_cleanup_free_ char *gen = xasprintf("%s/tests/fixtures/make-alpine-disk", src);
-	_cleanup_free_ char *fxdir = path_in("fixture");
-	const char *const argv[] = {"sh", gen, fxdir, NULL};
-	_cleanup_free_ char *out = run_out(argv);
-	if (!out) {
-		printf("# cannot build the fixture (needs sgdisk, mkfs.ext4, mkfs.vfat, mcopy, "
-		       "qemu-img)\n");
-		return 77;
-	}
-	fixture = xasprintf("%s/alpine.raw", fxdir);
+	for (size_t i = 0; i < PX_ARRAY_SIZE(tools); i++)
+		tu_require(tools[i]);
+	tu_mkdtemp("pexi-test-fsgrow");
+	tu_build_fixture();
 
 	test_grow();
 	test_refusals();
@@ -354,8 +282,6 @@ int main(void)
 		rmdir(shm);
 	}
 
-	const char *const rm[] = {"rm", "-rf", tmpdir, NULL};
-	free(run_out(rm));
-	free(fixture);
+	tu_rm_tmpdir();
 	return done_testing();
 }

@@ -9,69 +9,12 @@
 #include "image/gpt.h"
 #include "image/sparse.h"
 #include "tap.h"
+#include "test-util.h"
 
 #define MIB            ((uint64_t)1024 * 1024)
 #define ROOT_START_LBA 67584ull
 #define ROOT_GUID      "8D4E7A0C-3F5B-4C7D-9E9F-2A3B4C5D6E7F"
 #define ESP_GUID       "7C3D6F9B-2E4A-4B6C-8D8E-1F2A3B4C5D6E"
-
-static char tmpdir[] = "/tmp/pexi-test-gpt.XXXXXX";
-static char *fixture;
-
-/* Runs argv and returns its stdout, or NULL (with the reason printed) when it fails. */
-static char *run_out(const char *const argv[])
-{
-	struct px_err *err = NULL;
-	char *out = NULL;
-	if (px_run(argv, &out, &err) < 0) {
-		printf("# %s\n", err->msg);
-		px_err_free(err);
-		return NULL;
-	}
-	return out;
-}
-
-static char *path_in(const char *name)
-{
-	return xasprintf("%s/%s", tmpdir, name);
-}
-
-/* A fresh copy of the fixture. */
-static char *copy_fixture(const char *name)
-{
-	char *p = path_in(name);
-	struct px_err *err = NULL;
-	if (px_sparse_copy(fixture, p, &err) < 0) {
-		printf("Bail out! %s\n", err->msg);
-		exit(1);
-	}
-	return p;
-}
-
-/* Whether two images have the same size and the same bytes: qemu-img compare, which skips
- * holes, so a 2 GiB sparse image compares in milliseconds. */
-static int same_image(const char *a, const char *b)
-{
-	struct stat sa, sb;
-	if (stat(a, &sa) < 0 || stat(b, &sb) < 0 || sa.st_size != sb.st_size)
-		return 0;
-	const char *const argv[] = {"qemu-img", "compare", "-q", "-f", "raw",
-	                            "-F",       "raw",     a,    b,    NULL};
-	_cleanup_free_ char *out = run_out(argv);
-	return out != NULL;
-}
-
-/* A reference copy of an image, to compare against after an operation. */
-static char *snapshot(const char *img)
-{
-	char *p = xasprintf("%s.before", img);
-	struct px_err *err = NULL;
-	if (px_sparse_copy(img, p, &err) < 0) {
-		printf("Bail out! %s\n", err->msg);
-		exit(1);
-	}
-	return p;
-}
 
 static struct stat stat_of(const char *path)
 {
@@ -389,26 +332,11 @@ static void test_refusals(void)
 
 int main(void)
 {
-	if (!px_have_program("sgdisk") || !px_have_program("sfdisk") ||
-	    !px_have_program("qemu-img")) {
-		printf("# needs sgdisk, sfdisk and qemu-img\n");
-		return 77;
-	}
-	const char *src = getenv("PEXI_SRC") ? getenv("PEXI_SRC") : ".";
-	if (!mkdtemp(tmpdir)) {
-		printf("Bail out! mkdtemp: %s\n", strerror(errno));
-		return 1;
-	}
-	_cleanup_free_ char *gen = xasprintf("%s/tests/fixtures/make-alpine-disk", src);
-	_cleanup_free_ char *fxdir = path_in("fixture");
-	const char *const argv[] = {"sh", gen, fxdir, NULL};
-	_cleanup_free_ char *out = run_out(argv);
-	if (!out) {
-		printf("# cannot build the fixture (needs sgdisk, mkfs.ext4, mkfs.vfat, mcopy, "
-		       "qemu-img)\n");
-		return 77;
-	}
-	fixture = xasprintf("%s/alpine.raw", fxdir);
+	tu_require("sgdisk");
+	tu_require("sfdisk");
+	tu_require("qemu-img");
+	tu_mkdtemp("pexi-test-gpt");
+	tu_build_fixture();
 
 	test_find_root();
 	test_grow();
@@ -417,8 +345,6 @@ int main(void)
 	test_primary_damaged();
 	test_refusals();
 
-	const char *const rm[] = {"rm", "-rf", tmpdir, NULL};
-	free(run_out(rm));
-	free(fixture);
+	tu_rm_tmpdir();
 	return done_testing();
 }

@@ -14,29 +14,15 @@
 #include "image/seed.h"
 #include "manifest/manifest.h"
 #include "tap.h"
+#include "test-util.h"
 
 #define PYTHON "/usr/bin/python3"
 #define EPOCH  1700000000 /* 2023-11-14 22:13:20 UTC */
-
-static char tmpdir[] = "/tmp/pexi-seed.XXXXXX";
 
 static void skip(const char *why)
 {
 	tap_count++;
 	printf("ok %d # SKIP %s\n", tap_count, why);
-}
-
-/* Runs argv; returns its stdout (caller frees) or NULL when it failed. */
-static char *run(const char *const argv[])
-{
-	struct px_err *err = NULL;
-	char *out = NULL;
-	if (px_run(argv, &out, &err) < 0) {
-		printf("# %s\n", err->msg);
-		px_err_free(err);
-		return NULL;
-	}
-	return out;
 }
 
 static bool file_equals(const char *path, const char *want)
@@ -100,7 +86,7 @@ static int write_seed(const struct px_seed_content *c, int64_t epoch, const char
 static void test_isoinfo(const char *iso, const struct px_seed_content *c)
 {
 	const char *d[] = {"isoinfo", "-d", "-i", iso, NULL};
-	_cleanup_free_ char *out = run(d);
+	_cleanup_free_ char *out = run_out(d);
 	like(out, "Volume id: cidata\n", "isoinfo: volume id is lowercase cidata");
 	like(out, "Rock Ridge signatures", "isoinfo: Rock Ridge present");
 	like(out, "Joliet with UCS level 3", "isoinfo: Joliet escape sequences present");
@@ -112,18 +98,18 @@ static void test_isoinfo(const char *iso, const struct px_seed_content *c)
 		const char *x[] = {"sh", "-c",     "isoinfo -R -x \"$1\" -i \"$2\" > \"$3\"",
 		                   "sh", names[i], iso,
 		                   dst,  NULL};
-		_cleanup_free_ char *o = run(x);
+		_cleanup_free_ char *o = run_out(x);
 		ok(o && file_equals(dst, want[i]), "isoinfo -R -x %s: byte-identical", names[i]);
 		const char *j[] = {"sh", "-c",     "isoinfo -J -x \"$1\" -i \"$2\" > \"$3\"",
 		                   "sh", names[i], iso,
 		                   dst,  NULL};
-		_cleanup_free_ char *o2 = run(j);
+		_cleanup_free_ char *o2 = run_out(j);
 		ok(o2 && file_equals(dst, want[i]), "isoinfo -J -x %s (Joliet): byte-identical",
 		   names[i]);
 	}
 
 	const char *l[] = {"isoinfo", "-R", "-l", "-i", iso, NULL};
-	_cleanup_free_ char *ls = run(l);
+	_cleanup_free_ char *ls = run_out(l);
 	like(ls, "-rw-r--r--   1    0    0", "Rock Ridge: files 0644 owned by 0:0");
 	like(ls, "drwxr-xr-x   1    0    0", "Rock Ridge: directories 0755 owned by 0:0");
 	like(ls, "Nov 14 2023", "file dates are the epoch");
@@ -156,23 +142,23 @@ static void test_joliet_volume_id(const char *iso)
 static void test_blkid_xorriso(const char *iso, const char *iso_without_nc)
 {
 	const char *b[] = {"blkid", "-p", "-o", "export", iso, NULL};
-	_cleanup_free_ char *out = run(b);
+	_cleanup_free_ char *out = run_out(b);
 	like(out, "\nLABEL=cidata\n", "blkid: LABEL=cidata");
 	like(out, "\nTYPE=iso9660\n", "blkid: TYPE=iso9660");
 
 	const char *f[] = {"xorriso", "-indev", iso, "-find", "/", NULL};
-	_cleanup_free_ char *find = run(f);
+	_cleanup_free_ char *find = run_out(f);
 	like(find, "'/meta-data'\n", "xorriso -find lists /meta-data");
 	like(find, "'/user-data'\n", "xorriso -find lists /user-data");
 	like(find, "'/network-config'\n", "xorriso -find lists /network-config");
 
 	const char *f2[] = {"xorriso", "-indev", iso_without_nc, "-find", "/", NULL};
-	_cleanup_free_ char *find2 = run(f2);
+	_cleanup_free_ char *find2 = run_out(f2);
 	ok(find2 && strstr(find2, "'/user-data'") && !strstr(find2, "network-config"),
 	   "without network-config the file is absent");
 
 	const char *p[] = {"xorriso", "-indev", iso, "-pvd_info", NULL};
-	_cleanup_free_ char *pvd = run(p);
+	_cleanup_free_ char *pvd = run_out(p);
 	like(pvd, "Creation Time: 2023111422132000", "PVD creation time is the epoch (GMT)");
 	like(pvd, "Modif. Time  : 2023111422132000", "PVD modification time is the epoch");
 }
@@ -198,7 +184,7 @@ static cJSON *nocloud_read(const char *cloud_dir, const char *dev)
 	        "    'hostname': ds.metadata.get('local-hostname'),\n"
 	        "    'user_data_hex': ud.hex(), 'network_config': ds.network_config}))\n";
 	const char *argv[] = {PYTHON, "-c", script, cloud_dir, dev ? dev : "", NULL};
-	_cleanup_free_ char *out = run(argv);
+	_cleanup_free_ char *out = run_out(argv);
 	return out ? cJSON_Parse(out) : NULL;
 }
 
@@ -241,7 +227,7 @@ static void test_nocloud_extracted(const char *iso, const struct px_seed_content
 		return;
 	}
 	const char *x[] = {"osirrox", "-indev", iso, "-extract", "/", seed_dir, NULL};
-	_cleanup_free_ char *out = run(x);
+	_cleanup_free_ char *out = run_out(x);
 	ok(out != NULL, "osirrox extracts the image");
 
 	/* Rock Ridge times came through: the epoch, not the time of writing. */
@@ -277,7 +263,7 @@ static void test_nocloud_label(const char *dev)
 	        "ds = DataSourceNoCloud({}, None, helpers.Paths({}))\n"
 	        "print('found' if sys.argv[1] in ds._get_devices('cidata') else 'missing')\n";
 	const char *argv[] = {PYTHON, "-c", script, dev, NULL};
-	_cleanup_free_ char *out = run(argv);
+	_cleanup_free_ char *out = run_out(argv);
 	is_str(out, "found\n", "NoCloud's device discovery finds the loop device by label");
 }
 
@@ -288,7 +274,7 @@ static void test_nocloud_loop(const char *iso, const struct px_seed_content *c)
 		return;
 	}
 	const char *lo[] = {"losetup", "--find", "--show", "--read-only", iso, NULL};
-	_cleanup_free_ char *dev = run(lo);
+	_cleanup_free_ char *dev = run_out(lo);
 	if (!dev) {
 		skip("no loop device available (losetup failed)");
 		return;
@@ -312,7 +298,7 @@ static void test_nocloud_loop(const char *iso, const struct px_seed_content *c)
 	}
 
 	const char *detach[] = {"losetup", "-d", dev, NULL};
-	_cleanup_free_ char *o = run(detach);
+	_cleanup_free_ char *o = run_out(detach);
 }
 
 static void test_determinism(const struct px_seed_content *c, const char *iso)
@@ -355,19 +341,15 @@ static void test_errors(const struct px_seed_content *c, const char *iso)
 	px_err_free(err);
 
 	const char *ls[] = {"ls", "-A", tmpdir, NULL};
-	_cleanup_free_ char *out = run(ls);
+	_cleanup_free_ char *out = run_out(ls);
 	ok(out && !strstr(out, ".tmp"), "no temporary file is left behind");
 }
 
 int main(void)
 {
 	const char *tools[] = {"isoinfo", "blkid", "xorriso", "osirrox"};
-	for (size_t i = 0; i < PX_ARRAY_SIZE(tools); i++) {
-		if (!px_have_program(tools[i])) {
-			printf("# needs '%s', which is not installed\n", tools[i]);
-			return 77;
-		}
-	}
+	for (size_t i = 0; i < PX_ARRAY_SIZE(tools); i++)
+		tu_require(tools[i]);
 	const char *probe[] = {PYTHON, "-c", "import cloudinit.sources.DataSourceNoCloud", NULL};
 	struct px_err *err = NULL;
 	if (access(PYTHON, X_OK) != 0 || px_run(probe, NULL, &err) < 0) {
@@ -375,10 +357,7 @@ int main(void)
 		printf("# needs Debian's cloud-init for %s\n", PYTHON);
 		return 77;
 	}
-	if (!mkdtemp(tmpdir)) {
-		printf("# cannot create a temporary directory\n");
-		return 1;
-	}
+	tu_mkdtemp("pexi-seed");
 
 	struct px_manifest m;
 	manifest(&m);
@@ -407,8 +386,6 @@ int main(void)
 
 	px_seed_content_free(&c);
 	px_seed_content_free(&c2);
-	const char *rm[] = {"rm", "-rf", tmpdir, NULL};
-	px_run(rm, NULL, &err);
-	px_err_free(err);
+	tu_rm_tmpdir();
 	return done_testing();
 }

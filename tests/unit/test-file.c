@@ -23,6 +23,62 @@ static int count_entries(void)
 	return n;
 }
 
+/* px_file_open, px_file_next_data and px_file_zero_range on a file with one data extent in
+ * a hole; the hole assertions hold only where the filesystem keeps holes (st_blocks). */
+static void test_extents(void)
+{
+	struct px_err *err = NULL;
+	enum { SIZE = 1 << 20, AT = 512 << 10, LEN = 4096 };
+	_cleanup_free_ char *path = xasprintf("%s/sparse", dir);
+	int w = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	static uint8_t pat[65536];
+	for (size_t i = 0; i < sizeof(pat); i++)
+		pat[i] = (uint8_t)(i * 7 + 1);
+	ok(w >= 0 && ftruncate(w, SIZE) == 0 && pwrite(w, pat, LEN, AT) == LEN,
+	   "create a 1 MiB file with 4 KiB of data in the middle");
+	if (w >= 0)
+		close(w);
+
+	struct stat st;
+	int fd = px_file_open(path, O_RDWR, &st, &err);
+	ok(fd >= 0 && st.st_size == SIZE, "px_file_open opens and stats");
+	bool sparse = (uint64_t)st.st_blocks * 512 < SIZE;
+	off_t data = -1, hole = -1;
+	int r = px_file_next_data(fd, 0, SIZE, path, &data, &hole, &err);
+	ok(r == 0 && data <= AT && hole >= AT + LEN && hole <= SIZE,
+	   "the first extent covers the data (%jd..%jd)", (intmax_t)data, (intmax_t)hole);
+	if (sparse) {
+		ok(px_file_next_data(fd, 0, 4096, path, &data, &hole, &err) == 0 && data == 4096 &&
+		           hole == 4096,
+		   "a range inside the leading hole has no data");
+		ok(px_file_next_data(fd, AT + 65536, SIZE, path, &data, &hole, &err) == 0 &&
+		           data == SIZE && hole == SIZE,
+		   "past the data only a hole remains");
+	}
+
+	ok(pwrite(fd, pat, sizeof(pat), 0) == (ssize_t)sizeof(pat), "write a pattern");
+	ok(px_file_zero_range(fd, 1000, 50000) == 0, "px_file_zero_range");
+	uint8_t back[65536];
+	ok(pread(fd, back, sizeof(back), 0) == (ssize_t)sizeof(back), "read it back");
+	bool zeros = true, kept = true;
+	for (size_t i = 0; i < sizeof(back); i++) {
+		if (i >= 1000 && i < 51000)
+			zeros = zeros && back[i] == 0;
+		else
+			kept = kept && back[i] == pat[i];
+	}
+	ok(zeros, "the range reads as zeros");
+	ok(kept, "the bytes around it are untouched");
+	ok(fstat(fd, &st) == 0 && st.st_size == SIZE, "the size is unchanged");
+	if (fd >= 0)
+		close(fd);
+	unlink(path);
+
+	ok(px_file_open("/nonexistent/x", O_RDONLY, &st, &err) < 0, "a missing file fails");
+	like(err ? err->msg : NULL, "cannot open '/nonexistent/x'", "names the file");
+	px_err_clear(&err);
+}
+
 int main(void)
 {
 	struct px_err *err = NULL;
@@ -84,6 +140,8 @@ int main(void)
 		px_err_clear(&err);
 		close(fd);
 	}
+
+	test_extents();
 
 	_cleanup_free_ char *c1 = xasprintf("%s/a/b/c", dir), *c2 = xasprintf("%s/a/b", dir),
 	                    *c3 = xasprintf("%s/a", dir);

@@ -4,6 +4,8 @@
 
 #include "core/common.h"
 
+#include "core/reader.h"
+
 #include "core/file.h"
 #include "core/log.h"
 #include "image/gpt.h"
@@ -250,6 +252,23 @@ struct old_layout {
 	uint64_t last_usable;
 };
 
+/* True when the primary GPT header is intact and names a backup header before the last
+ * sector of the file: the state of an image whose file was extended after the GPT was
+ * written. Reads the header directly, as libfdisk's own view is already mended. */
+static bool backup_short_of_end(const char *image)
+{
+	_cleanup_close_ int fd = open(image, O_RDONLY | O_CLOEXEC);
+	uint8_t hdr[92];
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0 ||
+	    pread(fd, hdr, sizeof(hdr), 512) != (ssize_t)sizeof(hdr))
+		return false;
+	if (memcmp(hdr, "EFI PART", 8) != 0)
+		return false;
+	uint64_t alternate = px_get_le64(hdr + 32);
+	return alternate + 1 < (uint64_t)st.st_size / 512;
+}
+
 /* Reads the layout at the current size and checks everything that can be refused. When
  * libfdisk had to mend the table to read it (a damaged primary header rebuilt from the
  * backup, or the reverse), the mended table is written at the current size first: once
@@ -275,9 +294,13 @@ static int prepare(const char *image, int root_index, struct old_layout *ret, st
 	ret->backup_last = alt;
 	ret->backup_first = alt >= table ? alt - table : alt;
 	if (fdisk_label_is_changed(fdisk_get_label(g.cxt, NULL))) {
+		/* A backup header short of the last sector is what every grown or VHD-rounded
+		 * image has: moving it is routine. Anything else libfdisk mended is news. */
 		size_t n = g.last_msg ? strcspn(g.last_msg, ".\n") : 0;
-		px_log_warn("repairing the GPT of '%s'%s%.*s%s", image, n ? " (libfdisk: " : "",
-		            (int)n, n ? g.last_msg : "", n ? ")" : "");
+		void (*say)(const char *, ...) =
+		        backup_short_of_end(image) ? px_log_debug : px_log_warn;
+		say("repairing the GPT of '%s'%s%.*s%s", image, n ? " (libfdisk: " : "", (int)n,
+		    n ? g.last_msg : "", n ? ")" : "");
 		int rc = fdisk_write_disklabel(g.cxt);
 		if (rc < 0)
 			return fdisk_fail(&g, rc, err, "cannot write the GPT of '%s'", image);

@@ -263,7 +263,7 @@ static int run_fetch(struct build *b, struct px_err **err)
 		return 0;
 	char *path = NULL;
 	if (px_fetch(&fo, &path, err) < 0)
-		return px_err_wrap(err, "fetching the base image '%s'", b->m->base.url);
+		return px_err_wrap(err, "fetching the base image");
 	free(path);
 	snprintf(s->output, PX_SHA256_HEX, "%s", b->m->base.sha256);
 	s->output_name = "base image";

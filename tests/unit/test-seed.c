@@ -293,9 +293,9 @@ static void test_nocloud_loop(const char *iso, const struct px_seed_content *c)
 		       "NoCloud mounted and read the loop device");
 		check_nocloud(j, c, "loop device (Linux isofs)");
 		cJSON_Delete(j);
-	} else {
-		skip("this kernel has no iso9660 filesystem: no loop mount read-back");
 	}
+	/* Without iso9660 in this kernel nothing is skipped here: the Linux isofs read-back of
+	 * the seed lives in tests/cli/t0600-seed-isofs.sh, which boots a kernel that has it. */
 
 	const char *detach[] = {"losetup", "-d", dev, NULL};
 	_cleanup_free_ char *o = run_out(detach);

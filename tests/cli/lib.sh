@@ -29,6 +29,21 @@ require_programs() {
 	done
 }
 
+# Builds the Alpine-shaped fixture disk (tests/fixtures/make-alpine-disk) of SIZE MiB into
+# DIR, or skips the whole test file when the tools for it are missing.
+build_fixture() { # DIR SIZE_MIB
+	require_programs sgdisk mkfs.ext4 mkfs.vfat mcopy qemu-img sha256sum
+	"$PEXI_SRC/tests/fixtures/make-alpine-disk" "$1" "$2" >/dev/null 2>&1 ||
+		skip_all "cannot build the fixture disk in '$1'"
+}
+
+# Prints the head of a manifest: its name, arch and a base image at URL whose bytes are the
+# local FILE (for the digest). Tests append the sections they need.
+manifest_head() { # NAME URL FILE
+	printf 'name: %s\narch: x86_64\nbase:\n  url: %s\n  sha256: %s\n' "$1" "$2" \
+		"$(sha256sum "$3" | cut -d" " -f1)"
+}
+
 test_expect_success() {
 	test_count=$((test_count + 1))
 	if (cd "$TRASH" && eval "$2") >&2; then

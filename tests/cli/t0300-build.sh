@@ -7,8 +7,7 @@ require_programs qemu-img sgdisk e2fsck dumpe2fs debugfs isoinfo xorriso blkid p
 	mkfs.ext4 mkfs.vfat mcopy
 
 FIX=$TRASH/fixture
-"$PEXI_SRC/tests/fixtures/make-alpine-disk" "$FIX" 200 >/dev/null 2>&1 ||
-	skip_all "cannot build the fixture disk"
+build_fixture "$FIX" 200
 VHD_SHA=$(sha256sum "$FIX/alpine-dynamic.vhd" | cut -d" " -f1)
 ROOT_OFFSET=$((67584 * 512))
 
@@ -25,12 +24,8 @@ URL="http://127.0.0.1:$PORT/alpine-dynamic.vhd"
 write_manifest() { # DIR [EXTRA-YAML]
 	mkdir -p "$1"
 	printf 'source file for the image\n' >"$1/motd.txt"
-	cat >"$1/pexi.yml" <<YAML
-name: fixture
-arch: x86_64
-base:
-  url: $URL
-  sha256: $VHD_SHA
+	manifest_head fixture "$URL" "$FIX/alpine-dynamic.vhd" >"$1/pexi.yml"
+	cat >>"$1/pexi.yml" <<YAML
 disk:
   size: 1G
 boot:

@@ -3,24 +3,19 @@
 # a small tmpfs (needs root to mount it), a first build succeeds, then the disk is filled
 # and a changed manifest must fail with ENOSPC named, leaving the earlier outputs intact.
 . "$(dirname "$0")/lib.sh"
-require_programs mount umount sha256sum mkfs.ext4 mkfs.vfat mcopy sgdisk qemu-img
+require_programs mount umount sha256sum
 [ "$(id -u)" -eq 0 ] || skip_all "needs root to mount a small tmpfs"
 
 FIX=$TRASH/fixture
-"$PEXI_SRC/tests/fixtures/make-alpine-disk" "$FIX" 200 >/dev/null 2>&1 ||
-	skip_all "cannot build the fixture disk"
+build_fixture "$FIX" 200
 mkdir "$TRASH/small"
 mount -t tmpfs -o size=4M tmpfs "$TRASH/small" || skip_all "cannot mount a tmpfs"
 trap 'umount "$TRASH/small" 2>/dev/null; rm -rf "$TRASH"' EXIT
 export XDG_CACHE_HOME=$TRASH/xdg
 B=$TRASH/small/b
 
-cat >"$TRASH/pexi.yml" <<YAML
-name: full
-arch: x86_64
-base:
-  url: file://$FIX/alpine-dynamic.vhd
-  sha256: $(sha256sum "$FIX/alpine-dynamic.vhd" | cut -d" " -f1)
+manifest_head full "file://$FIX/alpine-dynamic.vhd" "$FIX/alpine-dynamic.vhd" >"$TRASH/pexi.yml"
+cat >>"$TRASH/pexi.yml" <<YAML
 disk:
   size: 1G
 boot:

@@ -4,24 +4,19 @@
 # QEMU TCG with the seed of a real `pexi build` attached, and the guest prints what isofs
 # shows. The expected content comes from isoinfo (genisoimage), not from pexi.
 . "$(dirname "$0")/lib.sh"
-require_programs qemu-system-x86_64 isoinfo python3 sha256sum base64 mkfs.ext4 mkfs.vfat mcopy sgdisk
+require_programs qemu-system-x86_64 isoinfo python3 sha256sum base64
 [ -x /bin/busybox ] || skip_all "needs /bin/busybox (Debian's busybox-static)"
 
 EPOCH=1700000000
 FIX=$PEXI_BUILD/fixtures/t0600
-"$PEXI_SRC/tests/fixtures/make-alpine-disk" "$FIX" 64 >/dev/null 2>&1 ||
-	skip_all "cannot build the fixture disk"
+build_fixture "$FIX" 64
 export XDG_CACHE_HOME=$TRASH/xdg
 B=$TRASH/.pexi/build
 ISO=$B/seed.iso
 OUT=$TRASH/guest
 
-cat >"$TRASH/pexi.yml" <<YAML
-name: isofs-probe
-arch: x86_64
-base:
-  url: file://$FIX/alpine-dynamic.vhd
-  sha256: $(sha256sum "$FIX/alpine-dynamic.vhd" | cut -d" " -f1)
+manifest_head isofs-probe "file://$FIX/alpine-dynamic.vhd" "$FIX/alpine-dynamic.vhd" >"$TRASH/pexi.yml"
+cat >>"$TRASH/pexi.yml" <<YAML
 disk:
   size: 256M
 boot:

@@ -47,7 +47,22 @@ struct build {
 	char *fsgrow_path;  /* stages/fsgrow-KEY.raw */
 	struct px_seal_previous prev;
 	struct px_seed_content seed;
+	/* What a template may refer to: {{ name }}, {{ arch }}, {{ console }}, {{ user }}. They
+	 * feed both the patch stage and its key, so they are made once. */
+	char *template_var_v[4];
+	struct px_strv template_vars;
 };
+
+static void make_template_vars(struct build *b)
+{
+	const struct px_manifest *m = b->m;
+	b->template_var_v[0] = xasprintf("name=%s", m->name ? m->name : "");
+	b->template_var_v[1] = xasprintf("arch=%s", px_arch_name(m->arch));
+	b->template_var_v[2] = xasprintf("console=%s", m->boot.console ? m->boot.console : "");
+	b->template_var_v[3] = xasprintf("user=%s", m->cloud_init.user ? m->cloud_init.user : "");
+	b->template_vars.v = b->template_var_v;
+	b->template_vars.n = PX_ARRAY_SIZE(b->template_var_v);
+}
 
 static double now(void)
 {
@@ -173,11 +188,14 @@ static int sync_and_rename(const char *tmp, const char *path, struct px_err **er
 
 /* The patch stage's parameters, including the bytes of every file it writes, so that an
  * edit to a source or template file on the host invalidates the image. */
-static int patch_params(const struct px_manifest *m, int64_t epoch, char **ret, struct px_err **err)
+static int patch_params(const struct px_manifest *m, int64_t epoch, const struct px_strv *vars,
+                        char **ret, struct px_err **err)
 {
 	_cleanup_buf_ struct px_buf b = PX_BUF_INIT;
 	px_buf_printf(&b, "%s\nepoch=%" PRId64 "\nconsole=%s\n", PATCH_VERSION, epoch,
 	              m->boot.console ? m->boot.console : "");
+	for (size_t i = 0; i < vars->n; i++)
+		px_buf_printf(&b, "var=%s\n", vars->v[i]);
 	for (size_t i = 0; i < m->boot.kernel_args.n; i++)
 		px_buf_printf(&b, "arg=%s\n", m->boot.kernel_args.v[i]);
 	for (size_t i = 0; i < m->n_files; i++) {
@@ -223,7 +241,7 @@ static int compute_keys(struct build *b, struct px_err **err)
 	make_key(s[PX_STAGE_FSGROW].key, s[PX_STAGE_GROW].key, p);
 	free(p);
 	p = NULL;
-	if (patch_params(m, b->r->source_date_epoch, &p, err) < 0)
+	if (patch_params(m, b->r->source_date_epoch, &b->template_vars, &p, err) < 0)
 		return -1;
 	make_key(s[PX_STAGE_PATCH].key, s[PX_STAGE_FSGROW].key, p);
 
@@ -326,16 +344,6 @@ static int patch_image(struct build *b, const char *image, struct px_err **err)
 	struct px_partition part;
 	if (px_gpt_find_root(image, m->disk.root_partition, &part, err) < 0)
 		return -1;
-	_cleanup_free_ char *templates = xasprintf("%s/templates", m->dir);
-	/* What a template may refer to: {{ name }}, {{ arch }}, {{ console }}, {{ user }}. */
-	_cleanup_free_ char *v_name = xasprintf("name=%s", m->name ? m->name : "");
-	_cleanup_free_ char *v_arch = xasprintf("arch=%s", px_arch_name(m->arch));
-	_cleanup_free_ char *v_console =
-	        xasprintf("console=%s", m->boot.console ? m->boot.console : "");
-	_cleanup_free_ char *v_user =
-	        xasprintf("user=%s", m->cloud_init.user ? m->cloud_init.user : "");
-	char *vars_v[] = {v_name, v_arch, v_console, v_user};
-	struct px_strv vars = {vars_v, PX_ARRAY_SIZE(vars_v)};
 	struct px_patch_opts po = {
 	        .image = image,
 	        .fs_offset = part.start,
@@ -343,8 +351,8 @@ static int patch_image(struct build *b, const char *image, struct px_err **err)
 	        .kernel_args = &m->boot.kernel_args,
 	        .files = m->files,
 	        .n_files = m->n_files,
-	        .templates_dir = templates,
-	        .template_vars = &vars,
+	        .templates_dir = NULL, /* the manifest resolved every template's path */
+	        .template_vars = &b->template_vars,
 	        .mtime = b->r->source_date_epoch,
 	};
 	return px_patch(&po, err);
@@ -410,6 +418,8 @@ static void resolve_dirs(struct build *b)
 
 static void build_free(struct build *b)
 {
+	for (size_t i = 0; i < b->template_vars.n; i++)
+		free(b->template_var_v[i]);
 	free(b->stages_dir);
 	free(b->cache_dir);
 	free(b->convert_path);
@@ -460,6 +470,7 @@ int px_build_run(const struct px_manifest *m, const struct px_build_opts *opts,
 	_cleanup_close_ int lock_fd = -1;
 	if (px_build_epoch(m, &ret->source_date_epoch, err) < 0)
 		goto out;
+	make_template_vars(&b);
 	if (compute_keys(&b, err) < 0)
 		goto out;
 	resolve_dirs(&b);

@@ -151,6 +151,24 @@ test_expect_success 'SOURCE_DATE_EPOCH overrides the manifest and reaches every 
 	SOURCE_DATE_EPOCH=1700000000 "$PEXI" -q build -f g/pexi.yml &&
 	cmp b/.pexi/build/disk.raw g/.pexi/build/disk.raw
 '
+test_expect_success 'a template follows the manifest values it uses' '
+	write_manifest "$TRASH/h" &&
+	mkdir -p h/templates && printf "hello from {{ name }} on {{ arch }}\n" >h/templates/hello.tmpl &&
+	/usr/bin/python3 - h/pexi.yml <<-PY &&
+	import sys, yaml
+	p = sys.argv[1]
+	d = yaml.safe_load(open(p))
+	d["files"].append({"path": "/etc/hello", "template": "hello.tmpl"})
+	yaml.safe_dump(d, open(p, "w"))
+	PY
+	"$PEXI" -q build -f h/pexi.yml &&
+	debugfs -R "cat /etc/hello" "h/.pexi/build/disk.raw?offset=$ROOT_OFFSET" 2>/dev/null |
+		grep -qx "hello from fixture on x86_64" &&
+	sed -i "s/^name: fixture/name: renamed/" h/pexi.yml &&
+	"$PEXI" -q build -f h/pexi.yml &&
+	debugfs -R "cat /etc/hello" "h/.pexi/build/disk.raw?offset=$ROOT_OFFSET" 2>/dev/null |
+		grep -qx "hello from renamed on x86_64"
+'
 test_expect_success 'editing a files entry rebuilds from the cached grown image only' '
 	printf "changed\n" >a/motd.txt &&
 	"$PEXI" build -f a/pexi.yml --json >edit.json &&

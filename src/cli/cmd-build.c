@@ -56,7 +56,7 @@ int cmd_build(int argc, char **argv, struct px_err **err)
 	bool json = false;
 	struct px_build_opts opts = {0};
 	int c;
-	while ((c = getopt_long(argc, argv, "+f:", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:f:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			file = optarg;
@@ -70,8 +70,12 @@ int cmd_build(int argc, char **argv, struct px_err **err)
 		case 'o':
 			opts.offline = true;
 			break;
+		case ':':
+			return cli_usage_error("build", err, "option '%s' needs a file name",
+			                       argv[optind - 1]);
 		default:
-			return cli_usage_error("build", err, "unknown option");
+			return cli_usage_error("build", err, "unknown option '%s'",
+			                       argv[optind - 1]);
 		}
 	}
 	if (optind < argc)

@@ -113,7 +113,7 @@ int px_write_all(int fd, const void *buf, size_t len, const char *what, struct p
 	return 0;
 }
 
-static int fsync_parent(const char *path, struct px_err **err)
+int px_file_sync_dir(const char *path, struct px_err **err)
 {
 	_cleanup_free_ char *copy = xstrdup(path);
 	const char *dir = dirname(copy);
@@ -160,7 +160,7 @@ int px_atomic_commit(struct px_atomic *a, struct px_err **err)
 	if (r == 0 && rename(a->tmp, a->path) < 0)
 		r = px_err_errno(err, errno, "cannot rename '%s' to '%s'", a->tmp, a->path);
 	if (r == 0)
-		r = fsync_parent(a->path, err);
+		r = px_file_sync_dir(a->path, err);
 	if (r < 0 && a->tmp)
 		unlink(a->tmp);
 	free(a->tmp);

@@ -51,6 +51,9 @@ void px_atomic_abort(struct px_atomic *a);
 int px_atomic_write_file(const char *path, const void *buf, size_t len, mode_t mode,
                          struct px_err **err);
 
+/* fsyncs the directory holding 'path', so a rename into it survives a crash. */
+int px_file_sync_dir(const char *path, struct px_err **err);
+
 /* mkdir -p; existing directories are fine. */
 int px_mkdir_p(const char *path, mode_t mode, struct px_err **err);
 

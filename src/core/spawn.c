@@ -61,11 +61,12 @@ int px_spawn(const char *const argv[], int capture_stdout, struct px_spawn_resul
 	out.max = PX_SPAWN_OUT_MAX;
 	struct pollfd fds[2] = {{err_pipe[0], POLLIN, 0}, {out_pipe[0], POLLIN, 0}};
 	int open_fds = capture_stdout ? 2 : 1;
-	int overflow = 0;
+	int overflow = 0, poll_errno = 0;
 	while (open_fds > 0) {
 		if (poll(fds, capture_stdout ? 2 : 1, -1) < 0) {
 			if (errno == EINTR)
 				continue;
+			poll_errno = errno;
 			break;
 		}
 		for (int i = 0; i < (capture_stdout ? 2 : 1); i++) {
@@ -96,6 +97,8 @@ int px_spawn(const char *const argv[], int capture_stdout, struct px_spawn_resul
 		if (errno != EINTR)
 			return px_err_errno(err, errno, "cannot wait for '%s'", argv[0]);
 	}
+	if (poll_errno)
+		return px_err_errno(err, poll_errno, "cannot read the output of '%s'", argv[0]);
 	if (overflow)
 		return px_err_set(err, PX_EXIT_FAILURE, "'%s' wrote more than %u bytes of output",
 		                  argv[0], PX_SPAWN_OUT_MAX);

@@ -70,7 +70,7 @@ static void tmpfile_remove(struct tmpfile *t)
 static int tmpfile_create(struct tmpfile *t, const char *image, uint64_t size, struct px_err **err)
 {
 	_cleanup_free_ char *copy = xstrdup(image);
-	t->path = xasprintf("%s/.pexi-fsgrow-XXXXXX", dirname(copy));
+	t->path = xasprintf("%s/.fsgrow.tmp.XXXXXX", dirname(copy));
 	/* e2fsprogs reads "name?options": a '?' in the path would be taken for options. */
 	if (strchr(t->path, '?'))
 		return px_err_set(err, PX_EXIT_INPUT,
@@ -119,6 +119,13 @@ static int check(const char *path, const char *image, uint64_t offset, struct px
 	int status = r.exit_status;
 	_cleanup_free_ char *findings = status ? fsck_findings(r.out) : NULL;
 	px_spawn_result_free(&r);
+	/* e2fsck's exit status is a bit set: 8 and up (or a signal) mean it could not do its
+	 * job, which is our failure; anything else non-zero is about the filesystem. */
+	if (status >= 8)
+		return px_err_set(err, PX_EXIT_FAILURE,
+		                  "cannot check the filesystem at offset %" PRIu64
+		                  " of '%s': e2fsck failed with status %d%s%s",
+		                  offset, image, status, *findings ? ": " : "", findings);
 	if (status != 0)
 		return px_err_set(err, PX_EXIT_INPUT,
 		                  "refusing to resize the filesystem at offset %" PRIu64

@@ -179,11 +179,13 @@ static char *temp_name(const char *dir, const char *name)
 static int sync_and_rename(const char *tmp, const char *path, struct px_err **err)
 {
 	_cleanup_close_ int fd = open(tmp, O_RDWR | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) < 0)
+	if (fd < 0)
+		return px_err_errno(err, errno, "cannot open '%s'", tmp);
+	if (fsync(fd) < 0)
 		return px_err_errno(err, errno, "cannot sync '%s'", tmp);
 	if (rename(tmp, path) < 0)
 		return px_err_errno(err, errno, "cannot rename '%s' to '%s'", tmp, path);
-	return 0;
+	return px_file_sync_dir(path, err);
 }
 
 /* The patch stage's parameters, including the bytes of every file it writes, so that an

@@ -28,6 +28,8 @@ for cmd in up down status logs pep; do
 	test_expect_error "pexi $cmd says it is not built yet" 5 \
 		"error: 'pexi $cmd' is not implemented yet" "$cmd"
 done
+test_expect_error 'pexi build names an unknown option' 2 "error: unknown option '--frob'" build --frob
+test_expect_error 'pexi build -f needs a file name' 2 "option '-f' needs a file name" build -f
 test_expect_success 'errors are printed once, without colour when NO_COLOR is set' '
 	"$PEXI" up 2>err; test $(grep -c "^error: " err) -eq 1 && ! grep -q "$(printf "\033")" err
 '

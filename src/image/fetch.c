@@ -408,10 +408,14 @@ static int download(const struct px_fetch_opts *o, const char *want, int fd, con
 	unsigned base_ms = env_uint("PEXI_FETCH_BACKOFF_MS", BACKOFF_DEFAULT_MS, BACKOFF_MAX_MS);
 	int r = -1;
 
-	for (;;) {
+	/* The partial file is hashed once; from then on on_body hashes exactly what it writes,
+	 * so after a dropped connection the digest state already covers the file. */
+	if (hash_partial(&t, err) < 0) {
 		hash_discard(&t.h);
-		if (hash_partial(&t, err) < 0)
-			break;
+		px_progress_finish(&progress, t.size, false);
+		return -1;
+	}
+	for (;;) {
 		t.start = t.size;
 		if (t.start > 0)
 			px_log_debug("resuming '%s' at byte %" PRIu64, o->url, t.start);
@@ -457,10 +461,13 @@ static int download(const struct px_fetch_opts *o, const char *want, int fd, con
 			fresh_done = true;
 			px_log_debug("resumed '%s' does not match: downloading from the start",
 			             o->url);
-			if (ftruncate(fd, 0) < 0) {
+			/* The digest was finalised above: start a new one with the file. */
+			if (ftruncate(fd, 0) < 0 || lseek(fd, 0, SEEK_SET) < 0) {
 				px_err_errno(err, errno, "cannot truncate '%s'", part);
 				break;
 			}
+			px_sha256_init(&t.h);
+			t.size = 0;
 			continue;
 		}
 		unlink(part);

@@ -1,3 +1,4 @@
+#include <libgen.h>
 #include <ctype.h>
 #include <strings.h>
 
@@ -729,10 +730,16 @@ static int files_done(struct conv *c, void *elem, const struct px_ynode *n, cons
 		                      "'template' (found %d)",
 		                      what, count);
 	if (e->source) {
-		/* Relative sources resolve beside the manifest that uses them. */
+		/* Relative sources resolve beside the file that names them: the manifest, or
+		 * the recipe an entry came from. */
 		const struct px_ynode *sn = px_ynode_get(n, "source");
 		if (e->source[0] != '/') {
-			char *abs = xasprintf("%s/%s", c->m->dir, e->source);
+			const char *from = sn && sn->src ? sn->src->path : NULL;
+			_cleanup_free_ char *copy = from ? xstrdup(from) : NULL;
+			const char *base = c->m->dir;
+			if (from && !px_streq(from, c->m->path))
+				base = dirname(copy);
+			char *abs = xasprintf("%s/%s", base, e->source);
 			free(e->source);
 			e->source = abs;
 		}

@@ -34,6 +34,14 @@ test_expect_success 'recipes beside the manifest are found without PEXI_DATADIR'
 	env -u PEXI_DATADIR "$PEXI" validate --json -f side/m.yml >out &&
 	"$PY" -c "import json,sys; d=json.load(open(\"out\")); sys.exit(0 if d[\"manifest\"][\"vm\"][\"cpus\"] == 3 and d[\"manifest\"][\"recipes\"] == [\"mine\"] else 1)"
 '
+test_expect_success 'a recipe'\''s relative files source resolves beside the recipe' '
+	mkdir -p rs/recipes && write_min rs/m.yml &&
+	printf "recipe: withsrc\n" >>rs/m.yml &&
+	printf "files:\n  - path: /etc/x\n    source: payload.txt\n" >rs/recipes/withsrc.yml &&
+	echo data >rs/recipes/payload.txt &&
+	env -u PEXI_DATADIR "$PEXI" validate --json -f rs/m.yml >out &&
+	"$PY" -c "import json,sys; d=json.load(open(\"out\")); sys.exit(0 if d[\"manifest\"][\"files\"][0][\"source\"].endswith(\"rs/recipes/payload.txt\") else 1)"
+'
 test_expect_success '--json prints the resolved manifest, read back by Python' '
 	"$PEXI" validate --json -f "$PEXI_SRC/pexi.yml.example" >out &&
 	"$PY" - <<-\PYEOF

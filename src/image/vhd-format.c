@@ -162,25 +162,11 @@ static int bad_footer_cookie(const struct px_vhd_src *s, struct px_err **err)
 	                  s->name, foot);
 }
 
-int px_vhd_probe(const struct px_vhd_src *s, enum px_image_format *ret, struct px_err **err)
+/* The disk type of a footer whose cookie matched: fixed and dynamic are read, a
+ * differencing or unknown type is refused with the offset of the field. */
+static int footer_type(const struct px_vhd_src *s, uint64_t foot, const uint8_t *f,
+                       enum px_image_format *ret, struct px_err **err)
 {
-	if (s->size < PX_VHD_SECTOR)
-		return too_small(s, err);
-	uint64_t foot = s->size - PX_VHD_FOOTER_SIZE;
-	uint8_t f[PX_VHD_FOOTER_SIZE] = {0};
-	if (px_vhd_src_read(s, foot, f, sizeof(f), "footer", err) < 0)
-		return -1;
-	if (memcmp(f, FOOTER_COOKIE, sizeof(FOOTER_COOKIE)) != 0) {
-		/* A dynamic disk starts with a copy of its footer, and a cut through the
-		 * footer leaves its cookie on a sector boundary: either is a damaged VHD, to
-		 * be refused with the reason, not a raw disk to pass through. */
-		uint64_t tail = s->size % PX_VHD_SECTOR;
-		if ((tail >= sizeof(FOOTER_COOKIE) && footer_cookie_at(s, s->size - tail)) ||
-		    footer_cookie_at(s, 0))
-			return bad_footer_cookie(s, err);
-		*ret = PX_IMAGE_RAW;
-		return 0;
-	}
 	uint32_t type = px_get_be32(f + 60);
 	if (type == VHD_TYPE_FIXED) {
 		*ret = PX_IMAGE_VHD_FIXED;
@@ -200,6 +186,28 @@ int px_vhd_probe(const struct px_vhd_src *s, enum px_image_format *ret, struct p
 	                  "'%s': offset %" PRIu64 ": unknown VHD disk type %" PRIu32
 	                  " (expected 2 fixed or 3 dynamic)",
 	                  s->name, foot + 60, type);
+}
+
+int px_vhd_probe(const struct px_vhd_src *s, enum px_image_format *ret, struct px_err **err)
+{
+	if (s->size < PX_VHD_SECTOR)
+		return too_small(s, err);
+	uint64_t foot = s->size - PX_VHD_FOOTER_SIZE;
+	uint8_t f[PX_VHD_FOOTER_SIZE] = {0};
+	if (px_vhd_src_read(s, foot, f, sizeof(f), "footer", err) < 0)
+		return -1;
+	if (memcmp(f, FOOTER_COOKIE, sizeof(FOOTER_COOKIE)) != 0) {
+		/* A dynamic disk starts with a copy of its footer, and a cut through the
+		 * footer leaves its cookie on a sector boundary: either is a damaged VHD, to
+		 * be refused with the reason, not a raw disk to pass through. */
+		uint64_t tail = s->size % PX_VHD_SECTOR;
+		if ((tail >= sizeof(FOOTER_COOKIE) && footer_cookie_at(s, s->size - tail)) ||
+		    footer_cookie_at(s, 0))
+			return bad_footer_cookie(s, err);
+		*ret = PX_IMAGE_RAW;
+		return 0;
+	}
+	return footer_type(s, foot, f, ret, err);
 }
 
 /* Checks one 512-byte footer (the trailing one or the copy at 0). */
@@ -442,7 +450,7 @@ int px_vhd_open(struct px_vhd *v, const struct px_vhd_src *src, struct px_err **
 	if (check_footer(src, foot, f, err) < 0)
 		return -1;
 	enum px_image_format fmt = PX_IMAGE_RAW;
-	if (px_vhd_probe(src, &fmt, err) < 0)
+	if (footer_type(src, foot, f, &fmt, err) < 0)
 		return -1;
 	v->format = fmt;
 	v->data_end = foot;

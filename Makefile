@@ -15,7 +15,7 @@ DATADIR  ?= $(PREFIX)/share/pexi
 BUILD    ?= build
 CC       ?= cc
 
-PKGS      := yaml-0.1 libcurl libcrypto fdisk ext2fs com_err libisofs-1 libcjson
+PKGS      := yaml-0.1 libcurl libcrypto fdisk ext2fs com_err libisofs-1 libcjson libarchive
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 
@@ -32,7 +32,9 @@ endif
 PX_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARNINGS) $(HARDEN) -Isrc $(PKG_CFLAGS) \
             -DPX_VERSION='"$(VERSION)"' -DPX_DATADIR='"$(DATADIR)"' -MMD -MP
 
-LIB_SRC  := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))
+# src/guest/ is the static helper that runs inside the VM: built on its own, never linked
+# into the host library.
+LIB_SRC  := $(sort $(filter-out src/cli/% src/guest/%,$(wildcard src/*/*.c)))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)

@@ -260,16 +260,31 @@ int px_check_package(const struct px_ynode *n, const char *what, char *value, st
 int px_check_host_pattern(const struct px_ynode *n, const char *what, char *value,
                           struct px_err **err)
 {
-	const char *host = value;
-	if (strncmp(host, "*.", 2) == 0)
+	/* The shape only; px_pep_policy_new checks the rest (public suffixes, numeric names). */
+	_cleanup_free_ char *copy = xstrdup(value);
+	char *host = copy;
+	if (strncmp(host, "**.", 3) == 0)
+		host += 3;
+	else if (strncmp(host, "*.", 2) == 0)
 		host += 2;
+	char *colon = strrchr(host, ':');
+	bool ok = true;
+	if (colon) {
+		*colon = '\0';
+		ok = colon[1] && strlen(colon + 1) <= 5;
+		for (const char *c = colon + 1; ok && *c; c++)
+			ok = isdigit((unsigned char)*c);
+		ok = ok && atoi(colon + 1) >= 1 && atoi(colon + 1) <= 65535;
+	}
 	size_t len = strlen(host);
-	bool ok = len > 0 && len <= 253 && all_chars(host, ".-_") && host[0] != '.' &&
-	          host[0] != '-' && host[len - 1] != '.' && !strstr(host, "..");
+	ok = ok && len > 0 && len <= 253 && all_chars(host, ".-_") && host[0] != '.' &&
+	     host[0] != '-' && host[len - 1] != '.' && !strstr(host, "..");
 	if (!ok)
 		return px_ynode_error(err, n,
 		                      "'%s': invalid host pattern '%s' (a name such as "
-		                      "'example.com' or '*.example.com')",
+		                      "'example.com', '*.example.com' (subdomains), "
+		                      "'**.example.com' (the name and its subdomains), optionally "
+		                      "with ':PORT')",
 		                      what, value);
 	lowercase(value);
 	return 0;
@@ -281,6 +296,26 @@ int px_check_address(const struct px_ynode *n, const char *what, char *value, st
 	char *slash = strchr(addr, '/');
 	if (slash)
 		*slash++ = '\0';
+	/* IP:PORT and [IPv6]:PORT open exactly one port (the PEP's allow_addresses). */
+	char *port = NULL, *colon = strchr(addr, ':');
+	if (!slash && addr[0] == '[') {
+		char *close = strchr(addr, ']');
+		if (close && close[1] == ':') {
+			*close = '\0';
+			port = close + 2;
+			memmove(addr, addr + 1, strlen(addr + 1) + 1);
+		}
+	} else if (!slash && colon && !strchr(colon + 1, ':')) {
+		*colon = '\0';
+		port = colon + 1;
+	}
+	if (port) {
+		bool port_ok = *port && strlen(port) <= 5;
+		for (const char *c = port; port_ok && *c; c++)
+			port_ok = isdigit((unsigned char)*c);
+		if (!port_ok || atoi(port) < 1 || atoi(port) > 65535)
+			addr[0] = '\0'; /* reported below as an invalid address */
+	}
 	unsigned char buf[sizeof(struct in6_addr)];
 	int max_prefix = 0;
 	if (inet_pton(AF_INET, addr, buf) == 1)
@@ -300,7 +335,8 @@ int px_check_address(const struct px_ynode *n, const char *what, char *value, st
 	if (!ok)
 		return px_ynode_error(err, n,
 		                      "'%s': invalid address '%s' (an IPv4 or IPv6 address, "
-		                      "optionally with a /prefix, e.g. 10.0.0.0/8)",
+		                      "optionally with a /prefix or a port, e.g. 10.0.0.0/8, "
+		                      "127.0.0.1:8080 or [::1]:8080)",
 		                      what, value);
 	return 0;
 }

@@ -479,12 +479,20 @@ static void test_errors(void)
 	    "lowercase method");
 	bad(MIN "pep:\n  allow: ['exa mple.com']\n",
 	    "manifest 't.yml':5:11: 'pep.allow[0]': invalid host pattern 'exa mple.com' (a name "
-	    "such as 'example.com' or '*.example.com')",
+	    "such as 'example.com', '*.example.com' (subdomains), '**.example.com' (the name and "
+	    "its subdomains), optionally with ':PORT')",
 	    "bad host pattern");
 	bad(MIN "pep:\n  allow_addresses: [10.0.0.0/33]\n",
 	    "manifest 't.yml':5:21: 'pep.allow_addresses[0]': invalid address '10.0.0.0/33' (an "
-	    "IPv4 or IPv6 address, optionally with a /prefix, e.g. 10.0.0.0/8)",
+	    "IPv4 or IPv6 address, optionally with a /prefix or a port, e.g. 10.0.0.0/8, "
+	    "127.0.0.1:8080 or [::1]:8080)",
 	    "bad CIDR");
+	bad(MIN "pep:\n  allow_addresses: ['127.0.0.1:65536']\n",
+	    "manifest 't.yml':5:21: 'pep.allow_addresses[0]': invalid address '127.0.0.1:65536' "
+	    "(an "
+	    "IPv4 or IPv6 address, optionally with a /prefix or a port, e.g. 10.0.0.0/8, "
+	    "127.0.0.1:8080 or [::1]:8080)",
+	    "bad address port");
 
 	/* base */
 	bad("base:\n  url: ftp://example.org/a.vhd\n  sha256: " SHA "\n",

@@ -17,7 +17,8 @@ struct px_pep_handler;
 
 /* Builds a handler from a manifest whose pep: section is the policy. env NULL: the real
  * resolver (getaddrinfo with a deadline) and getifaddrs; ca_file NULL: the system CAs.
- * The handler keeps its own copies, the caller may free its arguments afterwards. */
+ * The handler copies the policy and the CA path; 'env' is copied by value, so what its
+ * ctx points to (a hosts-file env) must outlive the handler. */
 int px_pep_handler_new(const struct px_manifest *policy, const struct px_pep_env *env,
                        const char *ca_file, struct px_pep_handler **ret, struct px_err **err);
 void px_pep_handler_free(struct px_pep_handler *h);

@@ -56,7 +56,7 @@ else
 Q := @
 endif
 
-.PHONY: all deps test check fuzz fuzz-run install clean format lint test-programs fuzz-targets
+.PHONY: all deps test check fuzz fuzz-run install clean format lint test-programs fuzz-targets guest
 all: pexi
 
 pexi: $(BUILD)/pexi
@@ -65,6 +65,15 @@ pexi: $(BUILD)/pexi
 $(BUILD)/pexi: $(CLI_OBJ) $(LIB)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(PKG_LIBS)
+
+# pexi-guest runs inside the VM: static, plain libc, small; never linked with libpexi.
+GUEST_SRC := $(sort $(wildcard src/guest/*.c))
+guest: $(BUILD)/pexi-guest
+
+$(BUILD)/pexi-guest: $(GUEST_SRC) $(wildcard src/guest/*.h)
+	@mkdir -p $(@D)
+	@echo "  CCLD    $@"
+	$(Q)$(CC) -static -Os -std=c11 -D_GNU_SOURCE $(WARNINGS) $(HARDEN) -Isrc -o $@ $(GUEST_SRC)
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
@@ -87,7 +96,10 @@ $(BUILD)/tests/fuzz/replay-%: tests/fuzz/fuzz-%.c tests/fuzz/replay.c $(LIB)
 	$(Q)$(CC) $(PX_CFLAGS) $(CFLAGS) -DPX_CORPUS_DIR='"$(CURDIR)/tests/fuzz/corpus/$*"' \
 		$(LDFLAGS) -o $@ $< tests/fuzz/replay.c $(LIB) $(PKG_LIBS)
 
-test-programs: $(BUILD)/pexi $(UNIT_BIN) $(REPLAY_BIN)
+# The guest helper's mux core is compiled into its unit test (it is not in libpexi).
+$(BUILD)/tests/unit/test-guest-mux: src/guest/mux.c src/guest/mux.h
+
+test-programs: $(BUILD)/pexi $(BUILD)/pexi-guest $(UNIT_BIN) $(REPLAY_BIN)
 
 # Every test runs through prove; tests/run-test turns exit 77 into a TAP skip, or into a
 # failure when CI=true, because CI provides every prerequisite.

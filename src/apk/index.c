@@ -2,6 +2,7 @@
 
 #include "apk/gzstream.h"
 #include "apk/index.h"
+#include "apk/tarmem.h"
 #include "apk/version.h"
 #include "core/file.h"
 
@@ -462,13 +463,71 @@ fail:
 
 /* ---- APKINDEX.tar.gz ---- */
 
-int px_apk_index_read_targz(const struct px_apk_keyring *kr PX_UNUSED, const void *buf PX_UNUSED,
-                            size_t len PX_UNUSED, const char *what, bool allow_untrusted PX_UNUSED,
-                            int repo PX_UNUSED, struct px_apk_index *ret PX_UNUSED,
-                            struct px_err **err)
+struct control_files {
+	const char *what;
+	int repo;
+	char *description;
+	struct px_apk_index idx;
+	bool have_index;
+};
+
+static int take_control_file(void *ctx, const char *name, const uint8_t *data, size_t len,
+                             struct px_err **err)
 {
-	return px_err_set(err, PX_EXIT_NOT_IMPLEMENTED,
-	                  "'%s': reading APKINDEX.tar.gz: not implemented", what);
+	struct control_files *c = ctx;
+	if (strcmp(name, "DESCRIPTION") == 0) {
+		free(c->description);
+		c->description = xstrndup((const char *)data, len);
+		/* apk writes it without a newline; be tolerant of one. */
+		size_t l = strlen(c->description);
+		while (l > 0 && (c->description[l - 1] == '\n' || c->description[l - 1] == '\r'))
+			c->description[--l] = 0;
+	} else if (strcmp(name, "APKINDEX") == 0) {
+		if (c->have_index)
+			return px_err_set(err, PX_EXIT_INPUT, "'%s': two APKINDEX files", c->what);
+		if (px_apk_index_parse((const char *)data, len, c->what, c->repo, &c->idx, err) < 0)
+			return -1;
+		c->have_index = true;
+	}
+	return 0;
+}
+
+int px_apk_index_read_targz(const struct px_apk_keyring *kr, const void *buf, size_t len,
+                            const char *what, bool allow_untrusted, int repo,
+                            struct px_apk_index *ret, struct px_err **err)
+{
+	struct px_apk_signed s;
+	_cleanup_free_ uint8_t *tar = NULL;
+	size_t tar_len;
+	struct control_files c = {.what = what, .repo = repo};
+
+	if (px_apk_sign_check_stream(kr, buf, len, what, allow_untrusted, &s, err) < 0)
+		return -1;
+	if (s.n_members != s.control + 1) {
+		px_apk_signed_free(&s);
+		return px_err_set(err, PX_EXIT_INPUT,
+		                  "'%s': %zu gzip streams, expected a signature and an index", what,
+		                  s.n_members);
+	}
+	int r = px_gzstream_inflate(buf, &s.members[s.control], what, PX_APK_INDEX_MAX_TEXT, &tar,
+	                            &tar_len, err);
+	if (r == 0)
+		r = px_tarmem_each(tar, tar_len, what, PX_APK_INDEX_MAX_TEXT, take_control_file, &c,
+		                   err);
+	if (r == 0 && !c.have_index)
+		r = px_err_set(err, PX_EXIT_INPUT, "'%s' has no APKINDEX file", what);
+	if (r < 0) {
+		px_apk_signed_free(&s);
+		free(c.description);
+		px_apk_index_free(&c.idx);
+		return -1;
+	}
+	c.idx.description = c.description;
+	c.idx.signer = steal_ptr(&s.signer);
+	c.idx.sig_status = s.status;
+	px_apk_signed_free(&s);
+	*ret = c.idx;
+	return 0;
 }
 
 int px_apk_index_load(const struct px_apk_keyring *kr, const char *path, bool allow_untrusted,

@@ -813,3 +813,75 @@ int px_extfs_symlink(struct px_extfs *x, const char *path, const char *target,
 		return -1;
 	return touch_dir(x, parent, attrs->mtime, err);
 }
+
+int px_extfs_hardlink(struct px_extfs *x, const char *path, const char *target,
+                      const struct px_extfs_attrs *attrs, struct px_err **err)
+{
+	_cleanup_(path_free) struct path p = {0}, t = {0};
+	ext2_ino_t parent = 0, old = 0, tparent = 0, ino = 0;
+	struct ext2_inode_large inode;
+
+	if (path_split(target, &t, err) < 0 ||
+	    lookup_leaf(x, target, &t, &tparent, &ino, err) < 0 ||
+	    read_inode(x, ino, &inode, err) < 0)
+		return -1;
+	if (!LINUX_S_ISREG(inode.i_mode))
+		return px_err_set(err, PX_EXIT_INPUT,
+		                  "hard link target '%s' in the root filesystem of '%s' is not a "
+		                  "regular file",
+		                  target, x->image);
+	if (inode.i_links_count >= EXT2_LINK_MAX)
+		return px_err_set(err, PX_EXIT_INPUT, "'%s' in '%s' has too many links", target,
+		                  x->image);
+	if (path_split(path, &p, err) < 0 ||
+	    prepare_leaf(x, path, &p, attrs, &parent, &old, err) < 0)
+		return -1;
+	if (old == ino)
+		return 0;
+	/* The new link counts before the old entry is released, so replacing a name that
+	 * already links to another inode never frees the target by accident. */
+	inode.i_links_count++;
+	if (write_inode(x, ino, &inode, err) < 0)
+		return -1;
+	return replace_entry(x, path, parent, leaf_name(&p), old, ino, EXT2_FT_REG_FILE,
+	                     attrs->mtime, err);
+}
+
+static void xattrs_closep(struct ext2_xattr_handle **h)
+{
+	if (*h)
+		ext2fs_xattrs_close(h);
+}
+
+int px_extfs_set_xattrs(struct px_extfs *x, const char *path, const char *const *names,
+                        const void *const *values, const size_t *lens, size_t n,
+                        struct px_err **err)
+{
+	_cleanup_(path_free) struct path p = {0};
+	_cleanup_(xattrs_closep) struct ext2_xattr_handle *h = NULL;
+	ext2_ino_t parent = 0, ino = 0;
+	errcode_t e;
+
+	if (n == 0)
+		return 0;
+	if (path_split(path, &p, err) < 0 || lookup_leaf(x, path, &p, &parent, &ino, err) < 0)
+		return -1;
+	if (!ext2fs_has_feature_xattr(x->fs->super))
+		return px_err_set(err, PX_EXIT_INPUT,
+		                  "the filesystem of '%s' has no extended attribute support, "
+		                  "needed for '%s'",
+		                  x->image, path);
+	e = ext2fs_xattrs_open(x->fs, ino, &h);
+	if (!e)
+		e = ext2fs_xattrs_read(h);
+	for (size_t i = 0; !e && i < n; i++)
+		e = ext2fs_xattr_set(h, names[i], values[i], lens[i]);
+	if (!e) {
+		e = ext2fs_xattrs_close(&h);
+		h = NULL;
+	}
+	if (e)
+		return ext_fail(err, e, "cannot set extended attributes of '%s' in '%s'", path,
+		                x->image);
+	return 0;
+}

@@ -83,4 +83,17 @@ int px_extfs_mkdir_p(struct px_extfs *fs, const char *path, const struct px_extf
 int px_extfs_symlink(struct px_extfs *fs, const char *path, const char *target,
                      const struct px_extfs_attrs *attrs, struct px_err **err);
 
+/* Creates or replaces 'path' with a new hard link to the existing regular file 'target'
+ * (neither is followed if it is a symbolic link; target must be a regular file). Missing
+ * parent directories are created as px_extfs_write_file does. */
+int px_extfs_hardlink(struct px_extfs *fs, const char *path, const char *target,
+                      const struct px_extfs_attrs *attrs, struct px_err **err);
+
+/* Sets extended attributes on 'path' (not followed if it is a symbolic link): n entries of
+ * full names ("user.x", "security.capability", ...), values and value lengths. Attributes
+ * not named are left alone. */
+int px_extfs_set_xattrs(struct px_extfs *fs, const char *path, const char *const *names,
+                        const void *const *values, const size_t *lens, size_t n,
+                        struct px_err **err);
+
 #endif

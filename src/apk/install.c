@@ -1,0 +1,285 @@
+/* The package installer behind install.h. */
+#include <openssl/evp.h>
+
+#include "core/common.h"
+
+#include "apk/db.h"
+#include "apk/install.h"
+#include "apk/package.h"
+#include "image/extfs.h"
+
+/* The largest single file a package may carry. */
+#define FILE_MAX     ((size_t)4 << 30)
+#define ACCOUNTS_MAX (4u << 20)
+
+struct id_name {
+	char *name;
+	uint32_t id;
+};
+
+struct px_apk_installer {
+	struct px_extfs *fs;
+	struct px_apk_db *db;
+	int64_t epoch;
+	struct id_name *users, *groups;
+	size_t n_users, n_groups;
+	const struct px_apk_package *pkg;
+};
+
+static void ids_free(struct id_name *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
+}
+
+void px_apk_installer_free(struct px_apk_installer *in)
+{
+	if (!in)
+		return;
+	ids_free(in->users, in->n_users);
+	ids_free(in->groups, in->n_groups);
+	free(in);
+}
+
+/* Reads "name:x:id:..." lines (passwd and group share the first three fields). */
+static void parse_accounts(const char *text, struct id_name **ret, size_t *ret_n)
+{
+	struct id_name *v = NULL;
+	size_t n = 0;
+	for (const char *l = text; l && *l;) {
+		const char *nl = strchr(l, '\n');
+		size_t len = nl ? (size_t)(nl - l) : strlen(l);
+		_cleanup_free_ char *line = xstrndup(l, len);
+		char *c1 = strchr(line, ':');
+		char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		if (c1 && c2 && c2[1] >= '0' && c2[1] <= '9') {
+			*c1 = 0;
+			unsigned long id = strtoul(c2 + 1, NULL, 10);
+			if (id < UINT32_MAX) {
+				v = xreallocarray(v, n + 1, sizeof(*v));
+				v[n++] = (struct id_name){xstrdup(line), (uint32_t)id};
+			}
+		}
+		l = nl ? nl + 1 : NULL;
+	}
+	*ret = v;
+	*ret_n = n;
+}
+
+static int read_accounts(struct px_extfs *fs, const char *path, struct id_name **ret, size_t *ret_n,
+                         struct px_err **err)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	struct px_err *e = NULL;
+	if (px_extfs_read_file(fs, path, ACCOUNTS_MAX, &text, &len, &e) < 0) {
+		if (e && e->errnum == ENOENT) {
+			px_err_free(e);
+			*ret = NULL;
+			*ret_n = 0;
+			return 0;
+		}
+		*err = e;
+		return -1;
+	}
+	parse_accounts(text, ret, ret_n);
+	return 0;
+}
+
+int px_apk_installer_new(struct px_extfs *fs, struct px_apk_db *db, int64_t source_date_epoch,
+                         struct px_apk_installer **ret, struct px_err **err)
+{
+	struct px_apk_installer *in = xcalloc(1, sizeof(*in));
+	in->fs = fs;
+	in->db = db;
+	in->epoch = source_date_epoch;
+	if (read_accounts(fs, "/etc/passwd", &in->users, &in->n_users, err) < 0 ||
+	    read_accounts(fs, "/etc/group", &in->groups, &in->n_groups, err) < 0) {
+		px_apk_installer_free(in);
+		return -1;
+	}
+	*ret = in;
+	return 0;
+}
+
+static uint32_t map_id(const struct id_name *v, size_t n, const char *name, uint32_t fallback)
+{
+	if (name && *name)
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(v[i].name, name) == 0)
+				return v[i].id;
+	return fallback;
+}
+
+static int cmp_xattr(const void *a, const void *b)
+{
+	return strcmp(((const struct px_apk_xattr *)a)->name,
+	              ((const struct px_apk_xattr *)b)->name);
+}
+
+static void hash_len_data(EVP_MD_CTX *ctx, const void *p, size_t len)
+{
+	uint8_t be[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
+	                 (uint8_t)len};
+	EVP_DigestUpdate(ctx, be, 4);
+	EVP_DigestUpdate(ctx, p, len);
+}
+
+void px_apk_xattr_sum(const struct px_apk_xattr *x, size_t n, char out[31])
+{
+	out[0] = 0;
+	if (n == 0)
+		return;
+	_cleanup_free_ struct px_apk_xattr *sorted = xcalloc(n, sizeof(*sorted));
+	memcpy(sorted, x, n * sizeof(*sorted));
+	qsort(sorted, n, sizeof(*sorted), cmp_xattr);
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	uint8_t d[EVP_MAX_MD_SIZE];
+	if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) != 1)
+		abort();
+	for (size_t i = 0; i < n; i++) {
+		hash_len_data(ctx, sorted[i].name, strlen(sorted[i].name));
+		hash_len_data(ctx, sorted[i].value, sorted[i].len);
+	}
+	EVP_DigestFinal_ex(ctx, d, NULL);
+	EVP_MD_CTX_free(ctx);
+	px_apk_qsum(d, out);
+}
+
+/* apk's rule for a path that another installed package owns. Returns 1 to write it, 0 to
+ * skip it (the owner wins), -1 for a conflict. */
+static int may_replace(struct px_apk_installer *in, const char *path, struct px_err **err)
+{
+	const struct px_apk_pkginfo *i = &in->pkg->info;
+	const char *owner = px_apk_db_owner(in->db, path);
+	if (!owner || strcmp(owner, i->name) == 0)
+		return 1;
+	const char *origin = px_apk_db_origin(in->db, owner);
+	if (origin && i->origin && strcmp(origin, i->origin) == 0)
+		return 1;
+	uint32_t owner_prio = 0;
+	long opkg = px_apk_db_replaces(in->db, owner, i->name, &owner_prio) ? (long)owner_prio : -1;
+	long npkg = -1;
+	for (size_t k = 0; k < i->replaces.n; k++) {
+		const char *r = i->replaces.v[k];
+		size_t len = strcspn(r, "<>=~");
+		if (strlen(owner) == len && strncmp(owner, r, len) == 0)
+			npkg = i->replaces_priority;
+	}
+	if (opkg > npkg)
+		return 0;
+	if (npkg >= 0)
+		return 1;
+	return px_err_set(err, PX_EXIT_INPUT,
+	                  "package '%s-%s' would overwrite '/%s', which belongs to package '%s' "
+	                  "(neither replaces the other)",
+	                  i->name, i->version, path, owner);
+}
+
+static int set_xattrs(struct px_apk_installer *in, const char *abs, const struct px_apk_entry *e,
+                      struct px_err **err)
+{
+	const char *names[64];
+	const void *values[64];
+	size_t lens[64];
+	size_t n = e->n_xattrs > 64 ? 64 : e->n_xattrs;
+	for (size_t k = 0; k < n; k++) {
+		names[k] = e->xattrs[k].name;
+		values[k] = e->xattrs[k].value;
+		lens[k] = e->xattrs[k].len;
+	}
+	return px_extfs_set_xattrs(in->fs, abs, names, values, lens, n, err);
+}
+
+static int install_entry(void *ctx, const struct px_apk_entry *e, struct px_err **err)
+{
+	struct px_apk_installer *in = ctx;
+	const char *leaf = strrchr(e->path, '/');
+	leaf = leaf ? leaf + 1 : e->path;
+	/* What apk never installs from a data tar. */
+	if (e->path[0] == '.' || (e->type != PX_APK_DIR && strncmp(leaf, ".keep_", 6) == 0))
+		return 0;
+
+	_cleanup_free_ char *abs = xasprintf("/%s", e->path);
+	struct px_extfs_attrs a = {
+	        .mode = e->mode,
+	        .uid = map_id(in->users, in->n_users, e->uname, e->uid),
+	        .gid = map_id(in->groups, in->n_groups, e->gname, e->gid),
+	        .mtime = e->mtime > in->epoch ? in->epoch
+	                 : e->mtime < 0       ? 0
+	                                      : e->mtime,
+	};
+	char xsum[PX_APK_QSUM_LEN] = "";
+	px_apk_xattr_sum(e->xattrs, e->n_xattrs, xsum);
+
+	if (e->type == PX_APK_DIR) {
+		struct px_extfs_attrs st;
+		struct px_err *nf = NULL;
+		bool exists = px_extfs_stat(in->fs, abs, &st, &nf) == 0;
+		if (!exists && nf && nf->errnum != ENOENT) {
+			*err = nf;
+			return -1;
+		}
+		px_err_free(nf);
+		if (!exists &&
+		    (px_extfs_mkdir_p(in->fs, abs, &a, err) < 0 || set_xattrs(in, abs, e, err) < 0))
+			return -1;
+		px_apk_db_add_dir(in->db, e->path, a.uid, a.gid, e->mode, xsum);
+		return 0;
+	}
+
+	int r = may_replace(in, e->path, err);
+	if (r <= 0)
+		return r;
+	char sum[PX_APK_QSUM_LEN] = "";
+	if (e->has_sha1)
+		px_apk_qsum(e->sha1, sum);
+	uint32_t mode = e->mode;
+	switch (e->type) {
+	case PX_APK_REG:
+		r = px_extfs_write_file(in->fs, abs, e->content, e->size, &a, err);
+		break;
+	case PX_APK_SYMLINK:
+		r = px_extfs_symlink(in->fs, abs, e->link, &a, err);
+		mode = 0777;
+		break;
+	case PX_APK_HARDLINK: {
+		_cleanup_free_ char *target = xasprintf("/%s", e->link);
+		const char *tsum = px_apk_db_file_sum(in->db, e->link);
+		if (!*tsum)
+			return px_err_set(
+			        err, PX_EXIT_INPUT,
+			        "package '%s': hard link '%s' points to '%s', which is not "
+			        "an earlier file of the package",
+			        in->pkg->info.name, e->path, e->link);
+		char q[PX_APK_QSUM_LEN];
+		/* The link has its target's content, so its Z: is the target's. */
+		snprintf(q, sizeof(q), "%s", tsum);
+		if (px_extfs_hardlink(in->fs, abs, target, &a, err) < 0)
+			return -1;
+		px_apk_db_add_file(in->db, e->path, a.uid, a.gid, mode, q, xsum);
+		return 0;
+	}
+	default:
+		r = px_err_set(err, PX_EXIT_INPUT, "'%s': unsupported entry type", e->path);
+	}
+	if (r < 0)
+		return -1;
+	if (e->type == PX_APK_REG && set_xattrs(in, abs, e, err) < 0)
+		return -1;
+	px_apk_db_add_file(in->db, e->path, a.uid, a.gid, mode, sum[0] ? sum : NULL, xsum);
+	return 0;
+}
+
+int px_apk_install(struct px_apk_installer *in, const struct px_apk_package *p, struct px_err **err)
+{
+	in->pkg = p;
+	px_apk_db_begin_package(in->db, p);
+	int r = px_apk_package_foreach(p, FILE_MAX, install_entry, in, err);
+	px_apk_db_end_package(in->db);
+	in->pkg = NULL;
+	if (r < 0)
+		return px_err_wrap(err, "installing '%s-%s'", p->info.name, p->info.version);
+	return 0;
+}

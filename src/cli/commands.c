@@ -11,7 +11,13 @@ const struct px_command px_commands[] = {
         {"status", cmd_status, "show an instance's state", "pexi status [-f FILE] [--json]"},
         {"logs", cmd_logs, "show an instance's console, proxy or audit log",
          "pexi logs [console|pep|audit] [-f]"},
-        {"pep", cmd_pep, "run the policy proxy alone", "pexi pep --policy FILE --listen ADDR"},
+        {"pep", cmd_pep, "run the policy proxy alone, or verify its audit log",
+         "pexi pep --policy FILE --listen ADDR... [--audit FILE] [--ready-fd N] [--ca-file F]\n"
+         "         [--hosts-file F] [--instance NAME] [--workers N] [--max-connections N]\n"
+         "         [--max-queue N] [--stall-timeout MS] [--idle-timeout MS]\n"
+         "         [--drain-timeout MS] [--sandbox auto|required|off]\n"
+         "       pexi pep verify-audit FILE\n"
+         "ADDR: unix:/path, tcp:[IP:]PORT (127.0.0.1 unless an IP is given), vsock:PORT"},
         {"validate", cmd_validate, "check a manifest", "pexi validate [-f FILE | FILE] [--json]"},
         {"help", cmd_help, "show help for pexi or a command", "pexi help [COMMAND]"},
         {NULL, NULL, NULL, NULL},

@@ -15,7 +15,7 @@ DATADIR  ?= $(PREFIX)/share/pexi
 BUILD    ?= build
 CC       ?= cc
 
-PKGS      := yaml-0.1 libcurl libcrypto fdisk ext2fs com_err libisofs-1 libcjson libarchive zlib
+PKGS      := yaml-0.1 libcurl libcrypto fdisk ext2fs com_err libisofs-1 libcjson libarchive zlib libidn2
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 

@@ -359,6 +359,13 @@ const struct px_pep_limits *px_pep_policy_limits(const struct px_pep_policy *p)
 	return &p->limits;
 }
 
+void px_pep_policy_set_limits(struct px_pep_policy *p, const struct px_pep_limits *limits)
+{
+	p->limits = *limits;
+	if (p->limits.max_redirects > PX_PEP_MAX_HOPS)
+		p->limits.max_redirects = PX_PEP_MAX_HOPS;
+}
+
 static bool rule_matches(const struct rule *r, const char *host, size_t hlen, uint16_t port)
 {
 	if (r->port && r->port != port)

@@ -36,6 +36,9 @@ int px_pep_policy_new(const struct px_manifest *m, struct px_pep_policy **ret, s
 void px_pep_policy_free(struct px_pep_policy *p);
 
 const struct px_pep_limits *px_pep_policy_limits(const struct px_pep_policy *p);
+/* Replaces the limits (the ones the manifest has no key for: URL, header and redirect
+ * caps), before the policy is shared. max_redirects is capped at PX_PEP_MAX_HOPS. */
+void px_pep_policy_set_limits(struct px_pep_policy *p, const struct px_pep_limits *limits);
 
 /* Host rules for a normalised host (lowercase Punycode, no trailing dot, IPv6 without
  * brackets). Deny rules win. PX_PEP_OK, or PX_PEP_DENIED_BY_POLICY with 'reason' such as

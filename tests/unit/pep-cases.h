@@ -7,7 +7,7 @@
 
 #include "core/common.h"
 
-#define CASE_MAX_FIELDS 8
+#define CASE_MAX_FIELDS 16
 
 struct pep_case {
 	int line;

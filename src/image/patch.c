@@ -122,13 +122,9 @@ static int patch_file(struct px_extfs *fs, const struct px_patch_opts *o,
                       const struct px_file_entry *f, struct px_err **err)
 {
 	struct px_extfs_attrs a = {f->mode, f->uid, f->gid, o->mtime};
-	int sources = !!f->content + !!f->source + !!f->template;
-
-	if (sources != 1)
-		return px_err_set(err, PX_EXIT_MANIFEST,
-		                  "needs exactly one of content, source and template");
-	if (f->mode & ~07777u)
-		return px_err_set(err, PX_EXIT_MANIFEST, "mode %o has bits beyond 07777", f->mode);
+	/* The manifest checks guarantee exactly one kind of content and a mode within 07777. */
+	if (f->symlink)
+		return px_extfs_symlink(fs, f->path, f->symlink, &a, err);
 	if (f->content)
 		return px_extfs_write_file(fs, f->path, f->content, strlen(f->content), &a, err);
 	if (f->source)

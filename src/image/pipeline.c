@@ -209,14 +209,16 @@ static int patch_params(const struct px_manifest *m, int64_t epoch, const struct
 				px_err_wrap(err, "files entry '%s'", f->path);
 				return -1;
 			}
-		} else if (f->content) {
+		} else if (f->content || f->symlink) {
+			const char *text = f->content ? f->content : f->symlink;
 			uint8_t d[PX_SHA256_LEN] = {0};
-			px_sha256_buf(f->content, strlen(f->content), d);
+			px_sha256_buf(text, strlen(text), d);
 			px_sha256_hex(d, digest);
 		}
 		px_buf_printf(&b, "file=%s kind=%s mode=%o uid=%u gid=%u data=%s\n", f->path,
 		              f->source     ? "source"
 		              : f->template ? "template"
+		              : f->symlink  ? "symlink"
 		                            : "content",
 		              f->mode, f->uid, f->gid, digest);
 	}

@@ -103,6 +103,8 @@ static cJSON *build(const struct px_manifest *m)
 			add_str(e, "source", f->source);
 		if (f->template)
 			add_str(e, "template", f->template);
+		if (f->symlink)
+			add_str(e, "symlink", f->symlink);
 		char mode[16];
 		snprintf(mode, sizeof(mode), "%04o", (unsigned)f->mode);
 		add_str(e, "mode", mode);

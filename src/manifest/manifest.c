@@ -63,6 +63,7 @@ void px_manifest_free(struct px_manifest *m)
 		free(f->content);
 		free(f->source);
 		free(f->template);
+		free(f->symlink);
 	}
 	free(m->files);
 	free(m->vm.shared_dir);

@@ -33,13 +33,14 @@ struct px_write_file {
 };
 
 /* One `files:` entry written into the image by the patch stage. Exactly one of content,
- * source and template is set. source and template are resolved to absolute paths
+ * source, template and symlink is set. source and template are resolved to absolute paths
  * (source relative to the manifest's directory, template to templates/). */
 struct px_file_entry {
 	char *path; /* absolute path inside the guest */
 	char *content;
 	char *source;
 	char *template;
+	char *symlink; /* target of a symbolic link at path (e.g. an OpenRC runlevel entry) */
 	uint32_t mode; /* permission bits; default 0644 */
 	uint32_t uid;
 	uint32_t gid;

@@ -191,6 +191,7 @@ static const struct field file_fields[] = {
         {.key = "content", .type = FT_STR, .off = FE(content)},
         {.key = "source", .type = FT_STR, .off = FE(source), .check = px_check_path},
         {.key = "template", .type = FT_STR, .off = FE(template), .check = px_check_path},
+        {.key = "symlink", .type = FT_STR, .off = FE(symlink), .check = px_check_path},
         {.key = "mode", .type = FT_MODE, .off = FE(mode)},
         {.key = "uid", .type = FT_U32, .off = FE(uid), .max = UINT32_MAX - 1},
         {.key = "gid", .type = FT_U32, .off = FE(gid), .max = UINT32_MAX - 1},
@@ -723,11 +724,11 @@ static int files_done(struct conv *c, void *elem, const struct px_ynode *n, cons
                       struct px_err **err)
 {
 	struct px_file_entry *e = elem;
-	int count = !!e->content + !!e->source + !!e->template;
+	int count = !!e->content + !!e->source + !!e->template + !!e->symlink;
 	if (count != 1)
 		return px_ynode_error(err, n,
-		                      "'%s' needs exactly one of 'content', 'source' or "
-		                      "'template' (found %d)",
+		                      "'%s' needs exactly one of 'content', 'source', "
+		                      "'template' or 'symlink' (found %d)",
 		                      what, count);
 	if (e->source) {
 		/* Relative sources resolve beside the file that names them: the manifest, or

@@ -50,7 +50,7 @@ test_expect_success '--json prints the resolved manifest, read back by Python' '
 	m = d["manifest"]
 	assert d["valid"] is True, d
 	assert m["name"] == "sandbox" and m["arch"] == "aarch64", m
-	assert m["packages"]["add"] == ["firefox", "nodejs", "npm", "curl", "socat"], m["packages"]
+	assert m["packages"]["add"] == ["firefox", "nodejs", "curl", "socat"], m["packages"]
 	assert m["boot"]["console"] == "hvc0"
 	assert m["cloud_init"]["datasource"] == "nocloud"
 	assert m["disk"]["size"] == 2 * 1024**3
@@ -58,7 +58,7 @@ test_expect_success '--json prints the resolved manifest, read back by Python' '
 	assert m["vm"]["vsock_port"] == 5000 and m["vm"]["shared_dir"] == "./workspace"
 	assert m["pep"]["allow"] == ["example.com"]
 	assert m["pep"]["audit_log"] == "workspace/audit.jsonl"
-	assert m["recipes"] == ["alpine-minimal", "alpine-firefox"]
+	assert m["recipes"] == ["alpine-minimal", "pexi-browser", "alpine-firefox"]
 	PYEOF
 '
 

@@ -1,0 +1,30 @@
+#!/usr/bin/env python3
+"""Matches the PEP's audit log against the origin server's request log, one for one:
+every request the origin received must have exactly one allowed audit line with the same
+method, host and path, and every allowed audit line for the origin's hosts must have
+reached the origin. Denied audit lines are listed for the test to check.
+
+usage: check-audit.py AUDIT ORIGIN_LOG ORIGIN_PORT    (exit 0 when they match)
+"""
+import collections
+import json
+import sys
+
+audit = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+origin = [json.loads(line) for line in open(sys.argv[2]) if line.strip()]
+port = int(sys.argv[3])
+
+got = collections.Counter((o["method"], o["host"].split(":")[0], o["path"]) for o in origin)
+allowed = collections.Counter(
+    (a["method"], a["host"], a["path"]) for a in audit
+    if a.get("decision") == "allow" and int(a.get("port") or 0) == port)
+denied = [a for a in audit if a.get("decision") != "allow"]
+
+ok = True
+for key in got | allowed:
+    if got[key] != allowed[key]:
+        ok = False
+        print(f"mismatch {key}: origin saw {got[key]}, audit allowed {allowed[key]}")
+print(f"{sum(got.values())} origin requests, {sum(allowed.values())} allowed audit lines, "
+      f"{len(denied)} denied: " + ", ".join(f"{a['host']}{a.get('path', '')}={a.get('code')}" for a in denied))
+sys.exit(0 if ok and got else 1)

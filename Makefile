@@ -16,6 +16,11 @@ BUILD    ?= build
 CC       ?= cc
 
 PKGS      := yaml-0.1 libcurl libcrypto fdisk ext2fs com_err libisofs-1 libcjson libarchive zlib libidn2
+# libguestfs is optional: without it the chroot bake's guestfs executor says it is missing.
+ifeq ($(shell pkg-config --exists libguestfs && echo yes),yes)
+PKGS      += libguestfs
+GUESTFS_CFLAGS := -DPX_HAVE_GUESTFS
+endif
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 
@@ -30,7 +35,7 @@ else
 HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 endif
 PX_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARNINGS) $(HARDEN) -Isrc $(PKG_CFLAGS) \
-            -DPX_VERSION='"$(VERSION)"' -DPX_DATADIR='"$(DATADIR)"' -MMD -MP
+            $(GUESTFS_CFLAGS) -DPX_VERSION='"$(VERSION)"' -DPX_DATADIR='"$(DATADIR)"' -MMD -MP
 
 # src/guest/ is the static helper that runs inside the VM: built on its own, never linked
 # into the host library.

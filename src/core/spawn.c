@@ -26,6 +26,12 @@ static void append_tail(struct px_buf *b, const char *p, size_t n)
 int px_spawn(const char *const argv[], int capture_stdout, struct px_spawn_result *ret,
              struct px_err **err)
 {
+	return px_spawn_stdin(argv, NULL, capture_stdout, ret, err);
+}
+
+int px_spawn_stdin(const char *const argv[], const char *stdin_path, int capture_stdout,
+                   struct px_spawn_result *ret, struct px_err **err)
+{
 	int out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
 	if (pipe2(err_pipe, O_CLOEXEC) < 0)
 		return px_err_errno(err, errno, "cannot create a pipe for '%s'", argv[0]);
@@ -38,7 +44,8 @@ int px_spawn(const char *const argv[], int capture_stdout, struct px_spawn_resul
 
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, stdin_path ? stdin_path : "/dev/null",
+	                                 O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, capture_stdout ? out_pipe[1] : STDERR_FILENO,
 	                                 STDOUT_FILENO);
 	posix_spawn_file_actions_adddup2(&fa, err_pipe[1], STDERR_FILENO);

@@ -23,6 +23,10 @@ struct px_spawn_result {
  * the exit status. Free the result with px_spawn_result_free. */
 int px_spawn(const char *const argv[], int capture_stdout, struct px_spawn_result *ret,
              struct px_err **err);
+/* px_spawn with stdin read from the file 'stdin_path' (NULL: /dev/null), e.g. a script
+ * for `sh -s`. A missing file fails in the child: exit status 127. */
+int px_spawn_stdin(const char *const argv[], const char *stdin_path, int capture_stdout,
+                   struct px_spawn_result *ret, struct px_err **err);
 void px_spawn_result_free(struct px_spawn_result *r);
 
 /* Runs argv and fails unless it exits with 0; the error names the program, its status and

@@ -6,11 +6,14 @@
 const struct px_command px_commands[] = {
         {"build", cmd_build, "run the image pipeline: disk.raw, seed.iso, pexi.lock, build.json",
          "pexi build [-f FILE] [--plan] [--json] [--offline]"},
-        {"up", cmd_up, "start the sandbox VM with its policy proxy", "pexi up [-f FILE]"},
-        {"down", cmd_down, "stop the sandbox VM", "pexi down [-f FILE] [--force]"},
-        {"status", cmd_status, "show an instance's state", "pexi status [-f FILE] [--json]"},
+        {"up", cmd_up, "start the sandbox VM with its policy proxy",
+         "pexi up [-f FILE] [--name NAME] [--timeout SECONDS]"},
+        {"down", cmd_down, "stop the sandbox VM",
+         "pexi down [-f FILE] [--name NAME] [--force] [--timeout SECONDS]"},
+        {"status", cmd_status, "show an instance's state",
+         "pexi status [-f FILE] [--name NAME] [--json]"},
         {"logs", cmd_logs, "show an instance's console, proxy or audit log",
-         "pexi logs [console|pep|audit] [-f]"},
+         "pexi logs [console|pep|audit|supervisor] [-f] [--file FILE] [--name NAME]"},
         {"pep", cmd_pep, "run the policy proxy alone, or verify its audit log",
          "pexi pep --policy FILE --listen ADDR... [--audit FILE] [--ready-fd N] [--ca-file F]\n"
          "         [--hosts-file F] [--instance NAME] [--workers N] [--max-connections N]\n"

@@ -24,9 +24,9 @@ test_expect_error 'an unknown command is a usage error' 2 \
 test_expect_error 'an unknown global option is a usage error' 2 \
 	"error: unknown option '--frob'" --frob
 test_expect_error 'help for an unknown command fails' 2 "'nope' is not a pexi command" help nope
-for cmd in up down status logs pep; do
-	test_expect_error "pexi $cmd says it is not built yet" 5 \
-		"error: 'pexi $cmd' is not implemented yet" "$cmd"
+for cmd in up down status logs; do
+	test_expect_error "pexi $cmd without a manifest says so" 3 \
+		"error: cannot read manifest 'pexi.yml'" "$cmd"
 done
 test_expect_error 'pexi build names an unknown option' 2 "error: unknown option '--frob'" build --frob
 test_expect_error 'pexi build -f needs a file name' 2 "option '-f' needs a file name" build -f

@@ -1042,14 +1042,21 @@ int px_pep_server_run(const struct px_pep_server_config *cfg_in, struct px_err *
 	}
 	s->listening = true;
 
-	const char *keep[] = {cfg.policy_path, cfg.ca_file, cfg.hosts_file};
+	/* Their directories stay readable, not just the files: a policy replaced by rename
+	 * (as editors and `pexi up` write it) is a new inode a file rule would not cover. */
+	const char *files[] = {cfg.policy_path, cfg.ca_file, cfg.hosts_file};
+	char *keep[PX_ARRAY_SIZE(files)] = {0};
+	for (size_t i = 0; i < PX_ARRAY_SIZE(files); i++)
+		keep[i] = files[i] ? dir_of(files[i]) : NULL;
 	const char *missing = NULL;
 	char **dirs = xcalloc(s->n_listeners + 1, sizeof(*dirs));
 	for (size_t i = 0; i < s->n_listeners; i++)
 		if (s->listeners[i].unix_path)
 			dirs[i] = dir_of(s->listeners[i].unix_path);
-	rc = px_sandbox_apply(cfg.sandbox, keep, PX_ARRAY_SIZE(keep), (const char *const *)dirs,
-	                      s->n_listeners, &missing, err);
+	rc = px_sandbox_apply(cfg.sandbox, (const char *const *)keep, PX_ARRAY_SIZE(keep),
+	                      (const char *const *)dirs, s->n_listeners, &missing, err);
+	for (size_t i = 0; i < PX_ARRAY_SIZE(keep); i++)
+		free(keep[i]);
 	for (size_t i = 0; i < s->n_listeners; i++)
 		free(dirs[i]);
 	free(dirs);

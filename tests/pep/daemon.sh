@@ -19,11 +19,15 @@ pep_cleanup() {
 }
 trap pep_cleanup EXIT
 
-# Starts the upstream; sets UP_PORT.
+# Starts the upstream; sets UP_PORT. It lives as long as its stdin is open: a fifo whose
+# writer (fd 7) this shell holds until it exits.
 upstream_start() {
+	mkfifo "$TRASH/upstream.in"
 	python3 "$PEXI_SRC/tests/pep/upstream.py" --log "$TRASH/upstream.log" \
-		--ready-file "$TRASH/upstream.json" --root "$TRASH" "$@" 2>"$TRASH/upstream.err" &
+		--ready-file "$TRASH/upstream.json" --root "$TRASH" "$@" \
+		<"$TRASH/upstream.in" 2>"$TRASH/upstream.err" &
 	UP_PID=$!
+	exec 7>"$TRASH/upstream.in"
 	i=0
 	while [ ! -s "$TRASH/upstream.json" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
 	[ -s "$TRASH/upstream.json" ] || skip_all "the test upstream did not start"

@@ -15,6 +15,7 @@ the path:
   /headers?n=N&size=S        N extra response headers of S bytes each
   /chunked-endless           chunked body that never ends
   /declared?len=N&send=M     Content-Length N, then M bytes, then close
+  /delay/S                   200 "delayed S" after S seconds (S may be fractional)
   /stall?secs=S&when=W       W=before: sleep before answering; W=body: headers then sleep
   /reset                     RST without an answer; /reset-body: headers, half the body, RST
   /set-cookie                200 with a Set-Cookie header
@@ -185,6 +186,10 @@ class Handler(BaseHTTPRequestHandler):
                 pass
             self.close_connection = True
             return
+        if what == "delay":
+            secs = float(self.path.split("?")[0].split("/")[2])
+            time.sleep(secs)
+            return self.send(200, ("delayed %s" % secs).encode(), [])
         if what == "stall":
             secs = float(q.get("secs", "30"))
             if q.get("when", "before") == "body":

@@ -1065,6 +1065,8 @@ int px_pep_server_run(const struct px_pep_server_config *cfg_in, struct px_err *
 	rc = -1;
 	if (missing)
 		px_log_warn("sandbox: %s not available; running without it", missing);
+	else if (cfg.sandbox != PX_SANDBOX_OFF)
+		px_log_info("sandbox: no_new_privs, landlock and seccomp applied");
 
 	s->threads = xcalloc(cfg.workers, sizeof(*s->threads));
 	for (; s->n_threads < cfg.workers; s->n_threads++)

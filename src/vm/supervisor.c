@@ -499,6 +499,8 @@ static int start_pep(struct sup *s)
 	                s->in->audit_log,
 	                "--ready-fd",
 	                "3",
+	                "--instance",
+	                s->in->name,
 	                "--listen",
 	                listen,
 	                pep_vsock ? "--listen" : NULL,

@@ -165,7 +165,8 @@ static int connect_target(void)
 	char host[64];
 	const char *colon = strrchr(target, ':');
 	snprintf(host, sizeof(host), "%.*s", (int)(colon - target), target);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+	                         .sin_port = htons((uint16_t)atoi(colon + 1))};
 	inet_pton(AF_INET, host, &sa.sin_addr);
 	fd = socket(AF_INET, SOCK_STREAM, 0);
 	int one = 1;
@@ -179,11 +180,12 @@ static void build_request(void)
 {
 	if (mode == PEP || mode == HELLO) {
 		char json[1024];
-		int n = mode == HELLO ? snprintf(json, sizeof(json), "{\"type\":\"hello\"}")
-		                      : snprintf(json, sizeof(json),
-		                                 "{\"method\":\"GET\",\"url\":\"%s\",\"headers\":[],"
-		                                 "\"body_base64\":\"\"}",
-		                                 url);
+		int n = mode == HELLO
+		                ? snprintf(json, sizeof(json), "{\"type\":\"hello\"}")
+		                : snprintf(json, sizeof(json),
+		                           "{\"method\":\"GET\",\"url\":\"%s\",\"headers\":[],"
+		                           "\"body_base64\":\"\"}",
+		                           url);
 		req[0] = (char)(n >> 24);
 		req[1] = (char)(n >> 16);
 		req[2] = (char)(n >> 8);

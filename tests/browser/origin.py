@@ -77,6 +77,15 @@ window.pexiDone = (async () => {
 })();
 """
 
+# The benchmark page: a document with 30 images, 5 scripts and a stylesheet, all distinct
+# URLs, so a load is 37 requests.
+BENCH = ("<!doctype html><html><head><meta charset='utf-8'><title>bench</title>"
+         "<link rel='stylesheet' href='/bench/style.css'>" +
+         "".join(f"<script src='/bench/s{i}.js'></script>" for i in range(5)) +
+         "</head><body>" +
+         "".join(f"<img src='/bench/i{i}.png' width='16' height='16'>" for i in range(30)) +
+         "</body></html>")
+
 FRAME = "<!doctype html><html><body><p id='f'>cross-site frame loaded</p></body></html>"
 
 
@@ -137,6 +146,14 @@ class Handler(BaseHTTPRequestHandler):
             self.send(200, "set", extra=[("Set-Cookie", "pexi=yes; Path=/")])
         elif p == "/cookie/check":
             self.send(200, self.headers.get("Cookie") or "no-cookie")
+        elif p == "/bench/":
+            self.send(200, BENCH, "text/html; charset=utf-8")
+        elif p.startswith("/bench/i"):
+            self.send(200, GREEN, "image/png")
+        elif p.startswith("/bench/s"):
+            self.send(200, "window.x = (window.x || 0) + 1;", "text/javascript")
+        elif p == "/bench/style.css":
+            self.send(200, "body { background: #fafafa }", "text/css")
         elif p == "/sw.js":
             self.send(200, "self.onfetch = () => {};", "text/javascript")
         else:

@@ -17,9 +17,9 @@ W=$TRASH/w
 mkdir -p "$W"
 pids=""
 cleanup() {
-	for p in $pids; do kill -TERM -- "-$p" 2>/dev/null; done
+	for p in $pids; do kill -s TERM -- "-$p" 2>/dev/null; done
 	sleep 0.5
-	for p in $pids; do kill -KILL -- "-$p" 2>/dev/null; done
+	for p in $pids; do kill -s KILL -- "-$p" 2>/dev/null; done
 	rm -rf "$TRASH"
 }
 trap cleanup EXIT

@@ -7,8 +7,8 @@
  * accepts connections, the hypervisor; both get a parent-death signal, so nothing of the
  * instance outlives a killed supervisor. It reports to the waiting `pexi up` over a pipe:
  * ready when the PEP relays the guest's hello (or, as a fallback, when the console shows
- * the marker "pexi-ready"), or a failure with the reason and the console's last lines,
- * after tearing everything down.
+ * the line "@@pexi ready" that the guest's boot scripts print), or a failure with the
+ * reason and the console's last lines, after tearing everything down.
  *
  * Stopping (pexi down, over control.sock, or SIGTERM to the supervisor) climbs a ladder:
  * the guest powers itself off when asked over the channel (SIGUSR1 to the PEP, which sends
@@ -30,7 +30,7 @@ struct px_instance;
 struct px_instance_state;
 
 /* The console line a guest may print when it cannot say hello over the channel. */
-#define PX_CONSOLE_MARKER "pexi-ready"
+#define PX_CONSOLE_MARKER "@@pexi ready"
 
 struct px_up_opts {
 	const char *name;     /* instance name; NULL: the manifest's name */

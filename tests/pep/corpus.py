@@ -90,7 +90,9 @@ class Env:
     def sub(self, v):
         if isinstance(v, str):
             for k, x in self.vars.items():
-                v = v.replace("{%s}" % k, x)
+                # Also inside URLs quoted once or twice (redirect targets in a query).
+                for fmt in ("{%s}", "%%7B%s%%7D", "%%257B%s%%257D"):
+                    v = v.replace(fmt % k, x)
             return v
         if isinstance(v, list):
             return [self.sub(x) for x in v]

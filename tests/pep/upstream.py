@@ -17,7 +17,7 @@ the path:
   /declared?len=N&send=M     Content-Length N, then M bytes, then close
   /delay/S                   200 "delayed S" after S seconds (S may be fractional)
   /stall?secs=S&when=W       W=before: sleep before answering; W=body: headers then sleep
-  /reset                     RST without an answer; /reset-body: headers, half the body, RST
+  /reset                     RST without an answer; /reset-body?len=N: headers, half the body, RST
   /set-cookie                200 with a Set-Cookie header
 
 TLS: --tls-dir DIR holds (or gets, made here with the openssl CLI) a test CA (ca.pem) and a
@@ -205,9 +205,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.reset()
         if what == "reset-body":
             self.send_response(200)
-            self.send_header("Content-Length", "100000")
+            n = int(q.get("len", "100000"))
+            self.send_header("Content-Length", str(n))
             self.end_headers()
-            self.wfile.write(pattern(50000))
+            self.wfile.write(pattern(n // 2))
             self.wfile.flush()
             return self.reset()
         if what == "set-cookie":

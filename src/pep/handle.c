@@ -253,9 +253,9 @@ static void run_request(struct run *r, const struct px_pep_request *req)
 	char *method = xstrdup(req->method);
 	const unsigned char *body = req->body;
 	size_t body_len = req->body_len;
-	/* A request without a body still sends one for methods that carry it, so that
-	 * POST with an empty body says Content-Length: 0. */
-	bool has_body = req->body != NULL || strcmp(method, "POST") == 0 ||
+	/* An empty body is no body (a GET says no Content-Length), except for the methods
+	 * that carry one: POST with an empty body says Content-Length: 0. */
+	bool has_body = req->body_len > 0 || strcmp(method, "POST") == 0 ||
 	                strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0;
 	static const unsigned char empty[1];
 	if (has_body && !body)

@@ -4,7 +4,7 @@
 A corpus file (tests/pep/cases/*.json) is a list of groups; a group starts the real
 `pexi pep` daemon with its policy and hosts file (the resolver seam: "NAME A[,A] [A]..."),
 the test CA of tests/pep/upstream.py, an audit log and a unix socket, then sends each case
-as a frame with tests/pep/frame_client.py and checks:
+as a frame with tests/pep/frameclient.py and checks:
 
   - the answer frame: "status" (an HTTP status) or "code" (an error class, or a list of
     acceptable ones), the body ("body", "body_pattern": N, "body_file": NAME);
@@ -32,7 +32,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import frame_client  # noqa: E402
+import frameclient  # noqa: E402
 
 PEXI = os.environ.get("PEXI") or os.path.join(HERE, "..", "..", "pexi")
 INTERNAL = ("127.0.0.", "::1", "169.254.", "::ffff:", "fd00:", "100.100.100.200")
@@ -237,9 +237,14 @@ def run_case(env, case):
     why = []
     t0 = time.monotonic()
     try:
-        resp = frame_client.call("unix:" + env.sock, frame, timeout=60)
+        with frameclient.connect("unix:" + env.sock, timeout=60) as s:
+            s.sendall(frameclient.frame(frame))
+            resp = frameclient.read_frame(s)
     except (OSError, EOFError, ValueError) as e:
-        tap(False, case["name"], ["no answer: %s" % e])
+        resp = None
+        why.append("no answer: %s" % e)
+    if resp is None:
+        tap(False, case["name"], why or ["the daemon closed the connection without answering"])
         return
     secs = time.monotonic() - t0
     err = resp.get("error")

@@ -211,6 +211,18 @@ static bool choose_address(struct run *r, const struct px_pep_target *t, bool re
 	return true;
 }
 
+/* An RFC 9110 token: what a method must be to go on the wire at all. */
+static bool is_token(const char *s)
+{
+	if (!s || !*s)
+		return false;
+	for (; *s; s++)
+		if (!strchr("!#$%&'*+-.^_`|~", *s) && !(*s >= '0' && *s <= '9') &&
+		    !(*s >= 'a' && *s <= 'z') && !(*s >= 'A' && *s <= 'Z'))
+			return false;
+	return true;
+}
+
 static bool is_redirect(int status)
 {
 	return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
@@ -233,6 +245,21 @@ static void run_request(struct run *r, const struct px_pep_request *req)
 
 	struct px_pep_headers hdrs = {0};
 	enum px_pep_code code = px_pep_request_check(h->policy, req, &hdrs, msg, sizeof(msg));
+	if (code == PX_PEP_INVALID_METHOD && r->lim->report_only && is_token(req->method) &&
+	    !px_pep_policy_method_allowed(h->policy, req->method) &&
+	    px_pep_policy_method_allowed(h->policy, "GET")) {
+		/* mode: report: a well-formed method off the allowlist is reported, and the
+		 * rest of the request is checked as if it were allowed. A method that is no
+		 * token cannot be sent at all and stays refused. */
+		struct px_pep_request as_get = *req;
+		as_get.method = (char *)"GET";
+		char m2[512];
+		code = px_pep_request_check(h->policy, &as_get, &hdrs, m2, sizeof(m2));
+		if (code == PX_PEP_OK)
+			policy_denial(r, PX_PEP_INVALID_METHOD, msg, msg);
+		else
+			snprintf(msg, sizeof(msg), "%s", m2);
+	}
 	if (code != PX_PEP_OK) {
 		deny(r, code, msg, msg);
 		return;

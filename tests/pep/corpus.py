@@ -86,6 +86,7 @@ class Env:
         self.vars["http6"] = str(r["http6"][0]) if r["http6"] else "1"
         self.ca = os.path.join(tmp, "tls", "ca.pem")
         self.pep = None
+        self.audits = []
 
     def sub(self, v):
         if isinstance(v, str):
@@ -110,6 +111,7 @@ class Env:
             f.write(self.sub(group.get("hosts", "")))
         self.sock = os.path.join(d, "pep.sock")
         self.audit = os.path.join(d, "audit.jsonl")
+        self.audits.append(self.audit)
         self.pep_log = open(os.path.join(d, "pep.log"), "w")
         self.pep = subprocess.Popen(
             [PEXI, "pep", "--policy", policy, "--listen", "unix:" + self.sock,
@@ -305,10 +307,10 @@ def main():
                         run_case(env, case)
                 finally:
                     env.stop_pep()
-            if count:
-                ok = subprocess.run([PEXI, "pep", "verify-audit", env.audit],
+            for n, audit in enumerate(env.audits):
+                ok = subprocess.run([PEXI, "pep", "verify-audit", audit],
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-                tap(ok.returncode == 0, "the audit chain verifies",
+                tap(ok.returncode == 0, "the audit chain of group %d verifies" % n,
                     [ok.stdout.decode(errors="replace")])
         finally:
             env.stop()

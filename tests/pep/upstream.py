@@ -216,6 +216,7 @@ class Handler(BaseHTTPRequestHandler):
         return self.send(200, b"hello from upstream\n", [("Content-Type", "text/plain")])
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = handle_any
+    do_TRACE = do_PURGE = handle_any
 
     def handle_one_request(self):
         try:

@@ -708,6 +708,19 @@ static void test_report(void)
 	is_int(log_count(), 1, "report mode: the upstream got it");
 	result_free(&r);
 
+	_cleanup_free_ char *echo = xasprintf("http://upstream.test:%d/echo", http_port[0]);
+	r = do_req(h, "PURGE", echo, NULL, NULL, 0);
+	cJSON *l = upstream_log();
+	ok(r.resp.code == PX_PEP_OK && cJSON_GetArraySize(l) == 1 &&
+	           strcmp(log_str(cJSON_GetArrayItem(l, 0), "method"), "PURGE") == 0,
+	   "report mode: a method off the allowlist is sent");
+	like(r.trace.reason, "invalid_method", "report mode: the method is reported");
+	cJSON_Delete(l);
+	result_free(&r);
+	r = do_req(h, "GE T", echo, NULL, NULL, 0);
+	is_int(r.resp.code, PX_PEP_INVALID_METHOD, "report mode: a method that is no token");
+	result_free(&r);
+
 	r = get(h, "http://upstream.test:%d/echo", http_port[0]);
 	is_str(r.trace.decision, "allow", "report mode: an allowed request is 'allow'");
 	result_free(&r);

@@ -33,6 +33,7 @@
 #include <sys/types.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <dirent.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -332,8 +333,13 @@ static void chan_send(struct bridge *b, const char *json, size_t len)
 	obuf_frame(&b->chan_out, json, len);
 }
 
+static void read_instance_id(const struct opts *o, char *out, size_t cap);
+
 static void send_hello(struct bridge *b)
 {
+	/* Read again on every connection: cloud-init may have written the id since the
+	 * helper started, and a new seed brings a new one. */
+	read_instance_id(b->o, b->instance_id, sizeof(b->instance_id));
 	char id[MAX_INSTANCE_ID * 6 + 8]; /* every byte may become \u00XX */
 	if (!px_json_quote(b->instance_id, strlen(b->instance_id), id, sizeof(id)))
 		px_json_quote("", 0, id, sizeof(id));
@@ -382,17 +388,53 @@ static int open_unix(const char *path)
 	return fd;
 }
 
+/* The device of the virtio-serial port named "pexi.pep". udev links it as VIRTIO_PORT; a
+ * guest without udev (busybox mdev, or nothing) only has /dev/vportNpM, whose name is in
+ * /sys/class/virtio-ports/vportNpM/name. */
+static bool find_virtio_port(char *out, size_t cap)
+{
+	if (access(VIRTIO_PORT, F_OK) == 0) {
+		snprintf(out, cap, "%s", VIRTIO_PORT);
+		return true;
+	}
+	DIR *d = opendir("/sys/class/virtio-ports");
+	if (!d)
+		return false;
+	bool found = false;
+	struct dirent *e;
+	while (!found && (e = readdir(d))) {
+		if (e->d_name[0] == '.' || strlen(e->d_name) > 64)
+			continue;
+		char path[320], name[64] = "";
+		snprintf(path, sizeof(path), "/sys/class/virtio-ports/%.64s/name", e->d_name);
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;
+		if (fgets(name, sizeof(name), f) && strcmp(name, "pexi.pep\n") == 0) {
+			snprintf(out, cap, "/dev/%.64s", e->d_name);
+			found = true;
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return found;
+}
+
 /* Opens the channel the options name; "auto" is the virtio-serial port when the VM has
  * one (QEMU without vhost-vsock), else vsock (AVF, QEMU with vhost-vsock). */
 static int chan_open(struct bridge *b, const char **what)
 {
 	const char *ch = b->o->channel;
 	int fd;
+	static char found[160];
 	if (strcmp(ch, "auto") == 0) {
-		if (access(VIRTIO_PORT, F_OK) == 0)
-			ch = "virtio:" VIRTIO_PORT;
-		else
+		char dev[128];
+		if (find_virtio_port(dev, sizeof(dev))) {
+			snprintf(found, sizeof(found), "virtio:%s", dev);
+			ch = found;
+		} else {
 			ch = "vsock:";
+		}
 	}
 	*what = ch;
 	if (strncmp(ch, "virtio:", 7) == 0) {

@@ -79,7 +79,7 @@ int cmd_pep(int argc, char **argv, struct px_err **err)
 	                                   .idle_timeout_ms = PX_PEP_DEFAULT_IDLE_MS};
 	_cleanup_free_ const char **listen = xcalloc((size_t)argc, sizeof(*listen));
 	const char *audit = NULL;
-	unsigned v;
+	unsigned v = 0;
 	int c;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {

@@ -1088,7 +1088,7 @@ int px_pep_server_run(const struct px_pep_server_config *cfg_in, struct px_err *
 		goto out;
 	px_log_info("stopped");
 	rc = 0;
-out:
+out:;
 	/* Workers still inside a request hold the handler and the audit log: when some did
 	 * not finish in time, the process exits around them instead of freeing under them. */
 	bool busy = s->inflight > 0;

@@ -61,7 +61,7 @@ else
 Q := @
 endif
 
-.PHONY: all deps test check fuzz fuzz-run install clean format lint test-programs fuzz-targets guest
+.PHONY: all deps test check fuzz fuzz-run install clean format lint test-programs fuzz-targets shim guest
 all: pexi
 
 pexi: $(BUILD)/pexi
@@ -151,6 +151,10 @@ fuzz-run: fuzz
 
 build-fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(LIB)
 	$(CC) $(PX_CFLAGS) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB) $(PKG_LIBS)
+
+# The macOS AVF runner, compiled with swiftc and ad-hoc signed (vendor-shim/README.md).
+shim:
+	$(MAKE) -C vendor-shim BUILD='$(abspath $(BUILD))'
 
 install: $(BUILD)/pexi
 	install -d '$(DESTDIR)$(BINDIR)' '$(DESTDIR)$(DATADIR)/recipes' '$(DESTDIR)$(DATADIR)/templates'

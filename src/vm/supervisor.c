@@ -776,6 +776,17 @@ static char *self_exe(void)
 	return xstrdup("pexi");
 }
 
+/* The manifest's absolute path, for state.json (m->path is as the user typed it). */
+static char *manifest_path(const struct px_manifest *m)
+{
+	if (!m->path)
+		return NULL;
+	if (m->path[0] == '/')
+		return xstrdup(m->path);
+	const char *base = strrchr(m->path, '/');
+	return xasprintf("%s/%s", m->dir, base ? base + 1 : m->path);
+}
+
 static bool is_file(const char *path)
 {
 	struct stat st;
@@ -869,7 +880,7 @@ int px_supervisor_up(const struct px_manifest *m, const struct px_up_opts *o,
 	        .backend = xstrdup(ops->name),
 	        .accel = xstrdup(vm.accel),
 	        .channel = xstrdup(vm.vsock ? "vsock" : "virtio-serial"),
-	        .manifest = xstrdup(m->path ? m->path : ""),
+	        .manifest = manifest_path(m),
 	        .started_ms = px_now_ms(),
 	};
 	s.down_timeout_ms = DEFAULT_DOWN_MS;

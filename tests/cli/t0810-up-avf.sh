@@ -64,7 +64,8 @@ test_expect_success 'pexi status shows it running with its pids' '
 	"$PEXI" status -f "$P/pexi.yml" >out &&
 	grep -q "^state *running" out &&
 	grep -q "supervisor $SUP, pep $PEP, hypervisor $VM" out &&
-	grep -q "instance-id iid-t0810" out
+	grep -q "instance-id iid-t0810" out &&
+	test "$(state_field "$P" manifest)" = "$P/pexi.yml"
 '
 test_expect_success 'pexi status --json is JSON with running true' '
 	"$PEXI" status --json -f "$P/pexi.yml" >out.json &&

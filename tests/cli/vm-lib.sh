@@ -55,3 +55,17 @@ pids_gone() {
 lock_free() { # DIR
 	flock -n -x "$1/.pexi/instances/box/lock" true
 }
+
+# Whatever a failed case left running is stopped when the test ends: the supervisor of any
+# instance whose lock is still held is killed (its children die with it).
+vm_cleanup() {
+	for st in "$TRASH"/*/.pexi/instances/*/state.json; do
+		[ -f "$st" ] || continue
+		d=$(dirname "$st")
+		flock -n -x "$d/lock" true 2>/dev/null && continue
+		pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["supervisor_pid"] or "")' "$st")
+		[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
+	done
+	rm -rf "$TRASH"
+}
+trap vm_cleanup EXIT

@@ -63,6 +63,16 @@ static int bake(guestfs_h *g, const struct px_chroot_script *s, struct px_err **
 		return -1;
 	if (guestfs_mount(g, dev, "/") < 0)
 		return gerr(g, err, "mounting the root filesystem");
+	/* The daemon binds /proc /sys /dev for guestfs_command only where they exist. */
+	static const char *const binds[] = {"/proc", "/sys", "/dev"};
+	bool made[3] = {false, false, false};
+	for (size_t i = 0; i < 3; i++) {
+		if (guestfs_exists(g, binds[i]) > 0 || guestfs_is_symlink(g, binds[i]) > 0)
+			continue;
+		if (guestfs_mkdir(g, binds[i]) < 0)
+			return gerr(g, err, "making a mount point");
+		made[i] = true;
+	}
 	if (guestfs_mkdir(g, "/.pexi-bake") < 0 || guestfs_mkdir(g, "/.pexi-bake/keys") < 0)
 		return gerr(g, err, "making /.pexi-bake");
 	if (guestfs_is_dir(g, "/etc/apk/keys") > 0) {
@@ -165,6 +175,12 @@ static int bake(guestfs_h *g, const struct px_chroot_script *s, struct px_err **
 	if (guestfs_rm_rf(g, "/.pexi-bake") < 0) {
 		gerr(g, err, "removing /.pexi-bake");
 		goto out;
+	}
+	for (size_t i = 0; i < 3; i++) {
+		if (made[i] && guestfs_rmdir(g, binds[i]) < 0) {
+			gerr(g, err, "removing a mount point");
+			goto out;
+		}
 	}
 	if (guestfs_umount_all(g) < 0 || guestfs_shutdown(g) < 0) {
 		gerr(g, err, "unmounting and syncing");

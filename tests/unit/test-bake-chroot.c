@@ -4,6 +4,10 @@
  * Checked with independent tools: debugfs (files, modes, owners, contents), e2fsck -fn,
  * losetup -a and /proc/mounts (nothing left attached), qemu-img compare (the image is
  * untouched after a failure). */
+#include <glob.h>
+#include <sched.h>
+#include <sys/mount.h>
+
 #include "tap.h"
 
 #include "test-util.h"
@@ -69,6 +73,8 @@ static char *stand_in_image(const char *name)
 	return img;
 }
 
+static enum px_pkg_executor executor = PX_EXEC_LOCAL;
+
 static int bake(const char *img, char **pkgs, size_t n, struct px_bake_result *r,
                 struct px_err **err)
 {
@@ -79,7 +85,7 @@ static int bake(const char *img, char **pkgs, size_t n, struct px_bake_result *r
 	m.dir = tmpdir;
 	m.arch = PX_ARCH_X86_64;
 	m.packages.method = PX_PKG_CHROOT;
-	m.packages.executor = PX_EXEC_LOCAL;
+	m.packages.executor = executor;
 	m.packages.repositories = (struct px_strv){repos, 1};
 	m.packages.keys = (struct px_strv){keys, 1};
 	m.packages.add = (struct px_strv){pkgs, n};
@@ -207,6 +213,99 @@ static void test_not_alpine(void)
 	unlink(before);
 }
 
+/* libguestfs's appliance needs a kernel with its modules. Where /boot has none (build
+ * containers), Debian's kernel package is unpacked (tests/e2e/kernel-fetch) and handed to
+ * supermin; supermin also copies the host's /lib/modules directory itself, so when that is
+ * missing this process moves to a private mount namespace whose /usr/lib has one (an
+ * overlay), leaving the host untouched. Returns a reason to skip, or NULL. */
+static const char *guestfs_setup(void)
+{
+	setenv("LIBGUESTFS_BACKEND", "direct", 1);
+	setenv("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg", 1);
+	glob_t g;
+	bool have_kernel = glob("/boot/vmlinuz-*", 0, NULL, &g) == 0;
+	globfree(&g);
+	if (!have_kernel && !getenv("SUPERMIN_KERNEL")) {
+		const char *src = getenv("PEXI_SRC") ? getenv("PEXI_SRC") : ".";
+		_cleanup_free_ char *fetch = xasprintf("%s/tests/e2e/kernel-fetch", src);
+		_cleanup_free_ char *kdir = path_in("kernel");
+		const char *argv[] = {"sh", fetch, kdir, NULL};
+		_cleanup_free_ char *out = run_out(argv);
+		if (!out)
+			return "no kernel for the libguestfs appliance (tests/e2e/kernel-fetch "
+			       "failed)";
+		_cleanup_free_ char *pat = xasprintf("%s/lib/modules/*", kdir);
+		if (glob(pat, 0, NULL, &g) != 0 || g.gl_pathc != 1) {
+			globfree(&g);
+			return "the unpacked kernel has no single modules directory";
+		}
+		const char *ver = strrchr(g.gl_pathv[0], '/') + 1;
+		const char *dep[] = {"depmod", "-b", kdir, ver, NULL};
+		_cleanup_free_ char *dout = run_out(dep);
+		setenv("SUPERMIN_MODULES", g.gl_pathv[0], 1);
+		globfree(&g);
+		_cleanup_free_ char *vmlinuz = xasprintf("%s/vmlinuz", kdir);
+		setenv("SUPERMIN_KERNEL", vmlinuz, 1);
+	}
+	if (access("/lib/modules", F_OK) != 0) {
+		_cleanup_free_ char *upper = path_in("ov-upper");
+		_cleanup_free_ char *wdir = path_in("ov-work");
+		_cleanup_free_ char *opts =
+		        xasprintf("lowerdir=/usr/lib,upperdir=%s,workdir=%s", upper, wdir);
+		if (mkdir(upper, 0755) < 0 || mkdir(wdir, 0755) < 0 || unshare(CLONE_NEWNS) < 0 ||
+		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+		    mount("overlay", "/usr/lib", "overlay", 0, opts) < 0 ||
+		    mkdir("/usr/lib/modules", 0755) < 0)
+			return "cannot give supermin a /lib/modules in a private mount namespace";
+	}
+	return NULL;
+}
+
+static void test_guestfs(void)
+{
+	const char *why = NULL;
+	if (!px_bake_exec_guestfs.available(&why)) {
+		printf("# guestfs executor: %s\n", why);
+		ok(getenv("CI") == NULL || strcmp(getenv("CI"), "true") != 0,
+		   "the guestfs executor is built in (required in CI)");
+		return;
+	}
+	why = guestfs_setup();
+	if (why) {
+		printf("# %s\n", why);
+		ok(getenv("CI") == NULL || strcmp(getenv("CI"), "true") != 0,
+		   "the libguestfs appliance can be set up (required in CI)");
+		return;
+	}
+	executor = PX_EXEC_GUESTFS;
+	_cleanup_free_ char *img = stand_in_image("guestfs.raw");
+	char *pkgs[] = {"musl", "libfoo", "foo"};
+	struct px_bake_result r = {0};
+	struct px_err *err = NULL;
+	int rc = bake(img, pkgs, 3, &r, &err);
+	ok(rc == 0, "guestfs: the bake succeeds in the appliance (TCG)");
+	if (rc < 0)
+		printf("#   %s\n", err->msg);
+	px_err_clear(&err);
+	_cleanup_free_ char *args = cat_in(img, "/root/apk-args");
+	is_str(args,
+	       "add\n--no-cache\n--keys-dir\n/.pexi-bake/keys\n--repositories-file\n/dev/null\n"
+	       "--repository\n/.pexi-bake/repo.1/repo\n--\nmusl\nlibfoo\nfoo\n",
+	       "guestfs: apk ran with the manifest's options and the uploaded repository");
+	_cleanup_free_ char *foo = cat_in(img, "/usr/bin/foo");
+	is_str(foo, "#!/bin/sh\necho foo 2.0\n", "guestfs: package files landed");
+	_cleanup_free_ char *post = cat_in(img, "/var/lib/foo/post-install-ran");
+	is_str(post, "foo post-install ran\n", "guestfs: the post-install script ran");
+	_cleanup_free_ char *resolv = cat_in(img, "/etc/resolv.conf");
+	is_str(resolv, "nameserver 192.0.2.53\n", "guestfs: the image's resolv.conf is unchanged");
+	ok(!exists_in(img, "/.pexi-bake"), "guestfs: the bake dir in the image is gone");
+	ok(fsck_clean(img), "guestfs: e2fsck -fn finds the filesystem clean");
+	ok(r.n_pkgs == 3, "guestfs: three packages reported");
+	free_result(&r);
+
+	executor = PX_EXEC_LOCAL;
+}
+
 int main(void)
 {
 	if (geteuid() != 0) {
@@ -233,6 +332,7 @@ int main(void)
 	test_success();
 	test_failure();
 	test_not_alpine();
+	test_guestfs();
 	free(repo_dir);
 	tu_rm_tmpdir();
 	return done_testing();

@@ -24,6 +24,7 @@ int cmd_down(int argc, char **argv, struct px_err **err);
 int cmd_status(int argc, char **argv, struct px_err **err);
 int cmd_logs(int argc, char **argv, struct px_err **err);
 int cmd_pep(int argc, char **argv, struct px_err **err);
+int cmd_browse(int argc, char **argv, struct px_err **err);
 int cmd_validate(int argc, char **argv, struct px_err **err);
 int cmd_help(int argc, char **argv, struct px_err **err);
 

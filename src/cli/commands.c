@@ -21,6 +21,9 @@ const struct px_command px_commands[] = {
          "         [--drain-timeout MS] [--sandbox auto|required|off]\n"
          "       pexi pep verify-audit FILE\n"
          "ADDR: unix:/path, tcp:[IP:]PORT (127.0.0.1 unless an IP is given), vsock:PORT"},
+        {"browse", cmd_browse, "open a URL in the sandboxed browser: its text or a screenshot",
+         "pexi browse [-f FILE] [--name NAME | --socket PATH] [--text] [--screenshot FILE]\n"
+         "            [--timeout SECONDS] URL"},
         {"validate", cmd_validate, "check a manifest", "pexi validate [-f FILE | FILE] [--json]"},
         {"help", cmd_help, "show help for pexi or a command", "pexi help [COMMAND]"},
         {NULL, NULL, NULL, NULL},

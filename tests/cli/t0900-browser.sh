@@ -125,6 +125,16 @@ test_expect_success 'Firefox looked up no name (only localhost, if anything)' "
 	! grep -v -x 'localhost' '$W/dns.log'
 "
 
+test_expect_success 'pexi browse prints the page text and writes a screenshot' "
+	'$PEXI' browse --socket '$W/agent.sock' --text --screenshot '$W/browse.png' '$SITE/' >'$W/browse.txt' &&
+	grep -q 'cross-site\\|pending\\|data-ok' '$W/browse.txt' &&
+	python3 '$B/pngpixel.py' '$W/browse.png' 10 10 | grep -q ' 0 160 0$'
+"
+test_expect_success 'pexi browse of a denied host shows the denial page text' "
+	'$PEXI' browse --socket '$W/agent.sock' --text http://denied.test/ >'$W/browse-denied.txt' &&
+	grep -q 'denied_by_policy' '$W/browse-denied.txt'
+"
+
 agent_restarted() { # OLD_PID
 	[ "$(cat "$W/run/agent.pid" 2>/dev/null)" != "$1" ]
 }

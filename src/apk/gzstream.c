@@ -117,9 +117,9 @@ int px_gzstream_split(const void *buf, size_t len, const char *what, uint64_t ma
 int px_gzstream_inflate(const void *buf, const struct px_gz_member *m, const char *what,
                         uint64_t max_inflated, uint8_t **ret, size_t *ret_len, struct px_err **err)
 {
-	size_t clen;
-	uint64_t total;
-	uint8_t *out;
+	size_t clen = 0;
+	uint64_t total = 0;
+	uint8_t *out = NULL;
 
 	if (!max_inflated)
 		max_inflated = PX_GZ_DEFAULT_MAX;

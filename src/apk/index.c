@@ -395,9 +395,11 @@ static int parse_field(struct px_apk_pkg *p, char key, const char *v, size_t len
 		if (px_apk_deps_parse(v, len, &add, err) < 0)
 			return px_err_wrap(err, "in %c:", key);
 		/* A repeated field adds to the list, as apk's parser does. */
-		d->v = xreallocarray(d->v, d->n + add.n, sizeof(*d->v));
-		memcpy(d->v + d->n, add.v, add.n * sizeof(*add.v));
-		d->n += add.n;
+		if (add.n) {
+			d->v = xreallocarray(d->v, d->n + add.n, sizeof(*d->v));
+			memcpy(d->v + d->n, add.v, add.n * sizeof(*add.v));
+			d->n += add.n;
+		}
 		free(add.v);
 		return 0;
 	}

@@ -31,10 +31,17 @@
 
 /* Output a connection may have queued before it stops reading more requests: a peer that
  * does not read its answers cannot make the daemon buffer without end. */
-#define MAX_OUT_BYTES   (8u << 20)
-#define READ_CHUNK      16384
-#define ACCEPT_PER_WAKE 64
-#define TICK_MS         200
+#define MAX_OUT_BYTES (8u << 20)
+#define READ_CHUNK    16384
+/* Input bytes held across all connections (read buffers and requests not yet answered):
+ * past it the daemon stops reading until answers drain, so many peers together cannot
+ * make it buffer more than this however the per-connection caps add up. */
+#define MAX_BUFFERED (256u << 20)
+/* A frame must arrive whole within this many stall timeouts, so a peer trickling one byte
+ * at a time cannot hold a half-read frame forever. */
+#define FRAME_DEADLINE_STALLS 6
+#define ACCEPT_PER_WAKE       64
+#define TICK_MS               200
 
 PX_DEFINE_CLEANUP(struct px_manifest *, px_manifest_free)
 
@@ -88,14 +95,15 @@ struct conn {
 	struct outbuf *out_head, *out_tail;
 	size_t out_bytes;
 	/* request accounting */
-	unsigned inflight;    /* jobs not yet completed */
-	unsigned held_n;      /* completed no-id answers waiting for their turn */
-	struct job *held;     /* sorted by order */
-	uint64_t next_order;  /* assigned to the next no-id frame */
-	uint64_t send_order;  /* the no-id answer to send next */
-	uint64_t last_in_ms;  /* last byte read */
-	uint64_t last_out_ms; /* last byte written, or when output became pending */
-	uint32_t events;      /* what epoll currently watches */
+	unsigned inflight;       /* jobs not yet completed */
+	unsigned held_n;         /* completed no-id answers waiting for their turn */
+	struct job *held;        /* sorted by order */
+	uint64_t next_order;     /* assigned to the next no-id frame */
+	uint64_t send_order;     /* the no-id answer to send next */
+	uint64_t last_in_ms;     /* last byte read */
+	uint64_t frame_start_ms; /* when the bytes now in 'in' began arriving */
+	uint64_t last_out_ms;    /* last byte written, or when output became pending */
+	uint32_t events;         /* what epoll currently watches */
 	bool hello;
 	bool eof;     /* read side finished: close once everything is answered */
 	bool closing; /* protocol error: stop reading, flush, close */
@@ -108,6 +116,7 @@ struct job {
 	struct hold *hold;
 	struct px_frame frame;
 	bool ordered; /* no id: answered in order */
+	size_t cost;  /* input bytes it holds, counted in server.buffered */
 	uint64_t order;
 	struct px_buf out;
 };
@@ -129,6 +138,8 @@ struct server {
 	bool have_env;
 	struct px_audit *audit;
 	bool stopping;
+	size_t buffered; /* see MAX_BUFFERED */
+	bool starved;    /* some connection stopped reading for the budget */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -267,6 +278,10 @@ static void conn_watch(struct server *s, struct conn *c)
 		return;
 	uint32_t want = 0;
 	bool room = c->inflight + c->held_n < s->cfg->max_queue && c->out_bytes < MAX_OUT_BYTES;
+	if (s->buffered >= MAX_BUFFERED) {
+		room = false;
+		s->starved = true;
+	}
 	if (!c->eof && !c->closing && !s->stopping && room)
 		want |= EPOLLIN;
 	if (c->out_head)
@@ -286,8 +301,9 @@ static void job_free(struct job *j)
 	free(j);
 }
 
-static void conn_free(struct conn *c)
+static void conn_free(struct server *s, struct conn *c)
 {
+	s->buffered -= c->in_cap;
 	while (c->out_head) {
 		struct outbuf *o = c->out_head;
 		c->out_head = o->next;
@@ -320,7 +336,7 @@ static void conn_close(struct server *s, struct conn *c, const char *why)
 		c->next->prev = c->prev;
 	s->n_conns--;
 	if (c->inflight == 0)
-		conn_free(c);
+		conn_free(s, c);
 }
 
 static void conn_flush(struct server *s, struct conn *c)
@@ -476,6 +492,8 @@ static void on_frame(struct server *s, struct conn *c, const uint8_t *p, size_t 
 	}
 	struct job *j = job_new(c, f.id == NULL);
 	j->frame = f;
+	j->cost = len;
+	s->buffered += len;
 	j->hold = s->hold;
 	atomic_fetch_add(&s->hold->refs, 1);
 	c->inflight++;
@@ -526,9 +544,11 @@ static bool cut_frames(struct server *s, struct conn *c, size_t *ret_need)
 	if (pos) {
 		memmove(c->in, c->in + pos, c->in_len - pos);
 		c->in_len -= pos;
+		c->frame_start_ms = now_ms();
 	}
 	/* An idle connection keeps no input buffer: memory follows what peers send. */
 	if (c->in_len == 0 && c->in) {
+		s->buffered -= c->in_cap;
 		free(c->in);
 		c->in = NULL;
 		c->in_cap = 0;
@@ -555,10 +575,17 @@ static void conn_read(struct server *s, struct conn *c)
 		size_t cap_need = need > c->in_len + READ_CHUNK ? need : c->in_len + READ_CHUNK;
 		if (cap > cap_need)
 			cap = cap_need;
-		if (cap > c->in_cap) {
+		if (cap > c->in_cap && s->buffered + (cap - c->in_cap) <= MAX_BUFFERED) {
+			s->buffered += cap - c->in_cap;
 			c->in = xrealloc(c->in, cap);
 			c->in_cap = cap;
 		}
+	}
+	if (c->in_cap == c->in_len) {
+		/* Over the budget: wait for answers to drain instead of reading. */
+		s->starved = true;
+		conn_watch(s, c);
+		return;
 	}
 	ssize_t r = recv(c->ev.fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
 	if (r < 0) {
@@ -574,6 +601,8 @@ static void conn_read(struct server *s, struct conn *c)
 		conn_flush(s, c);
 		return;
 	}
+	if (c->in_len == 0)
+		c->frame_start_ms = now_ms();
 	c->in_len += (size_t)r;
 	c->last_in_ms = now_ms();
 	if (!cut_frames(s, c, &need) || c->dead) {
@@ -651,10 +680,11 @@ static void on_done(struct server *s)
 		struct conn *c = j->conn;
 		c->inflight--;
 		s->inflight--;
+		s->buffered -= j->cost;
 		if (c->dead) {
 			job_free(j);
 			if (c->inflight == 0)
-				conn_free(c);
+				conn_free(s, c);
 			continue;
 		}
 		deliver(c, j);
@@ -669,6 +699,16 @@ static void on_done(struct server *s)
 	}
 }
 
+/* Lets connections that stopped reading for the global budget read again. */
+static void unstarve(struct server *s)
+{
+	if (!s->starved || s->buffered >= MAX_BUFFERED)
+		return;
+	s->starved = false;
+	for (struct conn *c = s->conns; c; c = c->next)
+		conn_watch(s, c);
+}
+
 static void sweep(struct server *s)
 {
 	uint64_t t = now_ms();
@@ -677,6 +717,9 @@ static void sweep(struct server *s)
 		n = c->next;
 		if (c->in_len && t - c->last_in_ms > cfg->stall_timeout_ms)
 			conn_close(s, c, "stalled inside a frame");
+		else if (c->in_len && t - c->frame_start_ms > (uint64_t)cfg->stall_timeout_ms *
+		                                                      FRAME_DEADLINE_STALLS)
+			conn_close(s, c, "a frame took too long to arrive");
 		else if (c->out_head && t - c->last_out_ms > cfg->stall_timeout_ms)
 			conn_close(s, c, "not reading its answers");
 		else if (!c->hello && !c->in_len && !c->out_head && !c->inflight &&
@@ -957,6 +1000,7 @@ static int serve(struct server *s)
 					conn_read(s, c);
 			}
 		}
+		unstarve(s);
 		uint64_t t = now_ms();
 		if (t - last_sweep >= TICK_MS) {
 			sweep(s);
@@ -1104,7 +1148,7 @@ out:;
 		for (struct conn *c = s->conns, *n; c; c = n) {
 			n = c->next;
 			close(c->ev.fd);
-			conn_free(c);
+			conn_free(s, c);
 		}
 		free(s->threads);
 		px_audit_close(s->audit);

@@ -111,6 +111,26 @@ got = [fc.read_frame(s) for _ in range(200)]
 assert all(g == {\"type\": \"hello\", \"ok\": True} for g in got)
 "
 '
+test_expect_success 'a peer trickling a frame byte by byte is closed at the frame deadline' '
+	"$PEXI" pep --policy "$TRASH/policy.yml" --listen "unix:$TRASH/slow.sock" \
+		--audit "$TRASH/slow.jsonl" --stall-timeout 300 2>slow.err &
+	pid=$! && wait_for_text slow.err "listening on" &&
+	SOCK=$TRASH/slow.sock py "
+s = fc.connect(SOCK)
+s.sendall(struct.pack(\">I\", 1000))
+t = time.time()
+closed = False
+while time.time() - t < 5:
+    try:
+        s.sendall(b\" \")
+    except (BrokenPipeError, ConnectionResetError):
+        closed = True
+        break
+    time.sleep(0.1)
+took = time.time() - t
+assert closed and 1.5 < took < 3.5, (closed, took)
+" && kill $pid
+'
 test_expect_success 'the daemon is still alive' '
 	kill -0 "$PEP_PID"
 '

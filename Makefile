@@ -6,12 +6,13 @@
 #   make check      the tests under ASan+UBSan, static analysis, and the format check
 #   make fuzz       build the libFuzzer targets (clang) into build-fuzz/
 #   make fuzz-run   run each for FUZZ_SECONDS (default 60)
-#   make install    install pexi (honours PREFIX and DESTDIR)
+#   make install    install pexi, its man pages and data (honours PREFIX and DESTDIR)
 
 VERSION  := 0.1.0
 PREFIX   ?= /usr/local
 BINDIR   ?= $(PREFIX)/bin
 DATADIR  ?= $(PREFIX)/share/pexi
+MANDIR   ?= $(PREFIX)/share/man
 BUILD    ?= build
 CC       ?= cc
 
@@ -163,6 +164,9 @@ install: $(BUILD)/pexi
 	install -m 644 recipes/*.yml '$(DESTDIR)$(DATADIR)/recipes/'
 	for f in $$(find templates -type f); do \
 		install -D -m 644 $$f '$(DESTDIR)$(DATADIR)/'$$f; done
+	install -d '$(DESTDIR)$(MANDIR)/man1' '$(DESTDIR)$(MANDIR)/man5'
+	install -m 644 man/pexi.1 '$(DESTDIR)$(MANDIR)/man1/pexi.1'
+	install -m 644 man/pexi.yml.5 '$(DESTDIR)$(MANDIR)/man5/pexi.yml.5'
 
 deps:
 	sh .ci/install-deps

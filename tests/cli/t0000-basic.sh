@@ -9,6 +9,13 @@ test_expect_success 'pexi help lists every command' '
 	"$PEXI" help >out &&
 	for c in build up down status logs pep validate help; do grep -q "^   $c " out || exit 1; done
 '
+test_expect_success 'pexi --help lists a command for every src/cli/cmd-*.c' '
+	"$PEXI" --help >out && n=0 &&
+	for f in "$PEXI_SRC"/src/cli/cmd-*.c; do
+		c=${f##*/cmd-}; c=${c%.c}; n=$((n + 1))
+		grep -q "^   $c " out || { echo "pexi --help does not list $c"; exit 1; }
+	done && test "$n" -ge 8
+'
 test_expect_success 'pexi --help documents the exit codes' '
 	"$PEXI" --help >out && grep -q "3 invalid manifest" out
 '

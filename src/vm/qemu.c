@@ -65,6 +65,9 @@ int px_qemu_argv(const struct px_qemu_opts *o, char ***ret, struct px_err **err)
 	px_argv_add(&a, "none");
 	px_argv_add(&a, "-display");
 	px_argv_add(&a, "none");
+	/* A guest that reboots or panics (panic=-1) ends the run instead of looping: the
+	 * supervisor then reports it with the console tail. */
+	px_argv_add(&a, "-no-reboot");
 	if (o->name) {
 		px_argv_add(&a, "-name");
 		add_path_arg(&a, "", o->name, "");

@@ -81,6 +81,7 @@ static void no_network(char **v, const char *what)
 	   "%s: exactly one -nic, and it is none", what);
 	ok(argv_has(v, "-nodefaults"), "%s: -nodefaults", what);
 	ok(argv_has(v, "-no-user-config"), "%s: -no-user-config", what);
+	ok(argv_has(v, "-no-reboot"), "%s: -no-reboot (a rebooting guest ends the run)", what);
 }
 
 static void test_argv_serial(void)

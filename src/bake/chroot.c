@@ -7,7 +7,9 @@
 #include "bake/exec.h"
 #include "core/buf.h"
 #include "core/common.h"
+#include "core/file.h"
 #include "image/extfs.h"
+#include "manifest/datadir.h"
 #include "manifest/manifest.h"
 
 #define INSTALLED_DB  "/lib/apk/db/installed"
@@ -173,17 +175,26 @@ static void diff_installed(const char *before, const char *after, struct px_bake
 		qsort(ret->pkgs, ret->n_pkgs, sizeof(*ret->pkgs), pkg_cmp);
 }
 
-/* A key given with a slash is a file (relative to the manifest); a bare name must already
- * be in the image's /etc/apk/keys, which the script trusts as well. */
+/* Keys are found as the offline method finds them: an absolute path, beside the manifest,
+ * then in the data directories' keys/. A bare name found nowhere must already be in the
+ * image's /etc/apk/keys, which the script trusts as well. */
 static char **resolve_keys(const struct px_manifest *m, size_t *ret_n)
 {
 	char **v = xcalloc(m->packages.keys.n + 1, sizeof(*v));
 	size_t n = 0;
 	for (size_t i = 0; i < m->packages.keys.n; i++) {
 		const char *k = m->packages.keys.v[i];
-		if (!strchr(k, '/'))
-			continue;
-		v[n++] = k[0] == '/' ? xstrdup(k) : xasprintf("%s/%s", m->dir ? m->dir : ".", k);
+		_cleanup_free_ char *beside = xasprintf("%s/%s", m->dir ? m->dir : ".", k);
+		char *path = NULL, *searched = NULL;
+		if (k[0] == '/')
+			path = xstrdup(k);
+		else if (access(beside, F_OK) == 0 || strchr(k, '/'))
+			path = steal_ptr(&beside);
+		else if (px_datadir_find(m->dir, "keys", k, &path, &searched) < 0)
+			path = NULL;
+		free(searched);
+		if (path)
+			v[n++] = path;
 	}
 	*ret_n = n;
 	return v;
@@ -212,6 +223,8 @@ int px_bake_chroot(const struct px_bake_ctx *ctx, struct px_bake_result *ret, st
 	_cleanup_free_ char *image = realpath(ctx->disk_path, NULL);
 	if (!image)
 		return px_err_errno(err, errno, "cannot resolve '%s'", ctx->disk_path);
+	if (px_mkdir_p(ctx->work_dir, 0700, err) < 0)
+		return -1;
 	_cleanup_free_ char *work = realpath(ctx->work_dir, NULL);
 	if (!work)
 		return px_err_errno(err, errno, "cannot resolve work directory '%s'",

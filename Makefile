@@ -13,6 +13,8 @@ PREFIX   ?= /usr/local
 BINDIR   ?= $(PREFIX)/bin
 DATADIR  ?= $(PREFIX)/share/pexi
 MANDIR   ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
 BUILD    ?= build
 CC       ?= cc
 
@@ -167,6 +169,9 @@ install: $(BUILD)/pexi
 	install -d '$(DESTDIR)$(MANDIR)/man1' '$(DESTDIR)$(MANDIR)/man5'
 	install -m 644 man/pexi.1 '$(DESTDIR)$(MANDIR)/man1/pexi.1'
 	install -m 644 man/pexi.yml.5 '$(DESTDIR)$(MANDIR)/man5/pexi.yml.5'
+	install -d '$(DESTDIR)$(BASHCOMPDIR)' '$(DESTDIR)$(ZSHCOMPDIR)'
+	install -m 644 completion/pexi.bash '$(DESTDIR)$(BASHCOMPDIR)/pexi'
+	install -m 644 completion/_pexi '$(DESTDIR)$(ZSHCOMPDIR)/_pexi'
 
 deps:
 	sh .ci/install-deps

@@ -26,6 +26,10 @@ test_expect_success 'make install puts pexi(1) and pexi.yml(5) under MANDIR' '
 	test -f root/opt/pexi/share/man/man5/pexi.yml.5 &&
 	cmp root/opt/pexi/share/man/man1/pexi.1 "$PEXI_SRC/man/pexi.1"
 '
+test_expect_success 'make install puts the bash and zsh completions where the shells look' '
+	cmp root/opt/pexi/share/bash-completion/completions/pexi "$PEXI_SRC/completion/pexi.bash" &&
+	cmp root/opt/pexi/share/zsh/site-functions/_pexi "$PEXI_SRC/completion/_pexi"
+'
 test_expect_success 'MANDIR overrides where the man pages go' '
 	make -s -C "$PEXI_SRC" BUILD="$PEXI_BUILD" install DESTDIR="$TRASH/root2" PREFIX=/usr \
 		MANDIR=/usr/man >/dev/null &&

@@ -62,6 +62,12 @@ test_expect_success 'pexi(1) documents every command and long option of pexi --h
 		done <opts
 	done <commands
 '
+test_expect_success 'the README shows every command of pexi --help' '
+	"$PEXI" help | sed -n "s/^   \([a-z][a-z-]*\) .*/\1/p" | grep -v "^help$" >commands &&
+	while read -r c; do
+		grep -q "^pexi $c" "$PEXI_SRC/README.md" || { echo "README: no pexi $c"; exit 1; }
+	done <commands
+'
 test_expect_success 'pexi.yml(5) documents every key of pexi.schema.json' '
 	python3 - "$PEXI_SRC/pexi.schema.json" "$PEXI_SRC/man/pexi.yml.5" <<-\EOF
 	import json, re, sys

@@ -68,6 +68,23 @@ test_expect_success 'the README shows every command of pexi --help' '
 		grep -q "^pexi $c" "$PEXI_SRC/README.md" || { echo "README: no pexi $c"; exit 1; }
 	done <commands
 '
+test_expect_success 'the manifests shown in the README and pexi.yml(5) are valid' '
+	python3 - "$PEXI_SRC/README.md" "$PEXI_SRC/man/pexi.yml.5" <<-\EOF &&
+	import sys
+	readme = open(sys.argv[1]).read().split("## The manifest in one screen")[1]
+	block = readme.split("```yaml\n")[1].split("```")[0]
+	open("readme.yml", "w").write(block.replace("<64 hex digits>", "a" * 64))
+	page = open(sys.argv[2]).read().split(".Sh EXAMPLES")[1].split(".Bd -literal -offset indent\n")
+	open("page.yml", "w").write(page[1].split(".Ed")[0].replace("0123...cdef", "b" * 64))
+	open("policy.yml", "w").write(page[2].split(".Ed")[0])
+	EOF
+	PEXI_DATADIR="$PEXI_SRC" "$PEXI" validate readme.yml &&
+	PEXI_DATADIR="$PEXI_SRC" "$PEXI" validate page.yml &&
+	grep -q "^pep:" readme.yml && grep -q "^allow:" policy.yml &&
+	{ timeout 2 "$PEXI" pep --policy policy.yml --listen "unix:$TRASH/p.sock" \
+		--audit audit.jsonl 2>pep.err; test $? -eq 124; } &&
+	grep -q "listening on unix:" pep.err
+'
 test_expect_success 'pexi.yml(5) documents every key of pexi.schema.json' '
 	python3 - "$PEXI_SRC/pexi.schema.json" "$PEXI_SRC/man/pexi.yml.5" <<-\EOF
 	import json, re, sys

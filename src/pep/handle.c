@@ -1,3 +1,4 @@
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <strings.h>
@@ -11,10 +12,18 @@
 #include "pep/target.h"
 #include "pep/upstream.h"
 
+/* The host's own addresses are read at most every LOCAL_TTL_MS (a netlink dump per request
+ * costs more than the rest of the decision); an address added to an interface is denied
+ * within that time. */
+#define LOCAL_TTL_MS 1000.0
+
 struct px_pep_handler {
 	struct px_pep_policy *policy;
 	struct px_pep_env env;
 	char *ca_file;
+	pthread_mutex_t local_lock;
+	struct px_pep_addrs local; /* under local_lock, with local_at */
+	double local_at;           /* when local was read; 0: never */
 };
 
 int px_pep_handler_new(const struct px_manifest *policy, const struct px_pep_env *env,
@@ -36,6 +45,7 @@ int px_pep_handler_new(const struct px_manifest *policy, const struct px_pep_env
 		px_pep_env_default(&h->env);
 	if (ca_file)
 		h->ca_file = xstrdup(ca_file);
+	pthread_mutex_init(&h->local_lock, NULL);
 	*ret = h;
 	return 0;
 }
@@ -46,6 +56,7 @@ void px_pep_handler_free(struct px_pep_handler *h)
 		return;
 	px_pep_policy_free(h->policy);
 	free(h->ca_file);
+	pthread_mutex_destroy(&h->local_lock);
 	free(h);
 }
 
@@ -54,6 +65,25 @@ static double now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static int local_addrs(struct px_pep_handler *h, struct px_pep_addrs *ret, struct px_err **err)
+{
+	int rc = 0;
+	pthread_mutex_lock(&h->local_lock);
+	double t = now_ms();
+	if (h->local_at == 0 || t - h->local_at >= LOCAL_TTL_MS) {
+		struct px_pep_addrs a = {0};
+		rc = h->env.local_addrs(h->env.ctx, &a, err);
+		if (rc == 0) {
+			h->local = a;
+			h->local_at = t;
+		}
+	}
+	if (rc == 0)
+		*ret = h->local;
+	pthread_mutex_unlock(&h->local_lock);
+	return rc;
 }
 
 /* The state of one request while it is decided and fetched. */
@@ -235,7 +265,7 @@ static void run_request(struct run *r, const struct px_pep_request *req)
 	char msg[512] = "", reason[96] = "";
 
 	struct px_err *err = NULL;
-	if (h->env.local_addrs(h->env.ctx, &r->local, &err) < 0) {
+	if (local_addrs(h, &r->local, &err) < 0) {
 		/* Without the host's own addresses the SSRF model is incomplete: fail closed. */
 		deny(r, PX_PEP_HTTP_ERROR, "the proxy cannot judge destinations now",
 		     err ? err->msg : "local addresses unavailable");

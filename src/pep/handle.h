@@ -12,7 +12,8 @@
 struct px_err;
 struct px_manifest;
 
-/* Policy + environment + CA file; immutable once built, so worker threads share it. */
+/* Policy + environment + CA file; immutable once built (but for a cache of the host's
+ * addresses, under a lock), so worker threads share it. */
 struct px_pep_handler;
 
 /* Builds a handler from a manifest whose pep: section is the policy. env NULL: the real

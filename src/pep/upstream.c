@@ -23,6 +23,7 @@ enum stop {
 struct xfer {
 	const struct px_pep_hop *hop;
 	enum stop stop;
+	bool in_prereq; /* the stop came from the pre-request check */
 	char stop_reason[64];
 	/* Headers of the response being received; reset at each status line so only the
 	 * final (non-1xx) response's headers remain. */
@@ -93,13 +94,13 @@ static int on_prereq(void *clientp, char *conn_primary_ip, char *conn_local_ip P
 {
 	struct xfer *x = clientp;
 	struct px_pep_addr a;
-	if (!conn_primary_ip || px_pep_addr_parse(conn_primary_ip, &a) < 0 ||
-	    conn_primary_port <= 0 || conn_primary_port > 65535) {
-		stop_with(x, STOP_ADDR, "connection address unknown");
-		return CURL_PREREQFUNC_ABORT;
-	}
-	return addr_acceptable(x, &a, (uint16_t)conn_primary_port) ? CURL_PREREQFUNC_OK
-	                                                           : CURL_PREREQFUNC_ABORT;
+	if (conn_primary_ip && px_pep_addr_parse(conn_primary_ip, &a) == 0 &&
+	    conn_primary_port > 0 && conn_primary_port <= 65535 &&
+	    addr_acceptable(x, &a, (uint16_t)conn_primary_port))
+		return CURL_PREREQFUNC_OK;
+	stop_with(x, STOP_ADDR, "connection address unknown");
+	x->in_prereq = true;
+	return CURL_PREREQFUNC_ABORT;
 }
 
 /* Hop-by-hop response headers: the PEP hands the guest a whole body, so how it was
@@ -226,18 +227,51 @@ static void slist_freep(struct curl_slist **l)
 	curl_slist_free_all(*l);
 }
 
-static void easy_cleanupp(CURL **c)
-{
-	if (*c)
-		curl_easy_cleanup(*c);
-}
+/* Each thread keeps one curl handle, so that its connection cache and TLS sessions serve
+ * the next request: a fresh TCP (and TLS) connection per request costs more than the
+ * whole decision. Reuse is safe because the pre-request callback re-checks every
+ * transfer, reused connection or not, against the current pin; the pin entry of the last
+ * request is removed from the handle's DNS cache before the next one adds its own, so the
+ * cache holds one entry at most. */
+struct thread_curl {
+	CURL *c;
+	char *pin_key; /* "host:port" of the CURLOPT_RESOLVE entry in c's DNS cache, or NULL */
+};
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;
+static pthread_key_t thread_curl_key;
+
+static void thread_curl_free(void *p)
+{
+	struct thread_curl *t = p;
+	curl_easy_cleanup(t->c);
+	free(t->pin_key);
+	free(t);
+}
 
 static void curl_init(void)
 {
 	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (curl_init_rc == CURLE_OK && pthread_key_create(&thread_curl_key, thread_curl_free) != 0)
+		curl_init_rc = CURLE_FAILED_INIT;
+}
+
+static struct thread_curl *thread_curl(void)
+{
+	struct thread_curl *t = pthread_getspecific(thread_curl_key);
+	if (t)
+		return t;
+	CURL *c = curl_easy_init();
+	if (!c)
+		return NULL;
+	t = xcalloc(1, sizeof(*t));
+	t->c = c;
+	if (pthread_setspecific(thread_curl_key, t) != 0) {
+		thread_curl_free(t);
+		return NULL;
+	}
+	return t;
 }
 
 #define SETOPT(c, opt, val)                                                      \
@@ -248,20 +282,14 @@ static void curl_init(void)
 		}                                                                \
 	} while (0)
 
-enum px_pep_code px_pep_upstream_fetch(const struct px_pep_hop *hop,
-                                       struct px_pep_upstream_result *ret, char *msg,
-                                       size_t msg_len)
+/* One transfer on the thread's handle (options already reset). *ret_retry is set when the
+ * pre-request check refused a reused connection: the pin changed since that connection
+ * was made, and a fresh one may be tried (nothing was sent). */
+static enum px_pep_code fetch_once(struct thread_curl *tc, const struct px_pep_hop *hop, bool fresh,
+                                   struct px_pep_upstream_result *ret, char *msg, size_t msg_len,
+                                   bool *ret_retry)
 {
-	pthread_once(&curl_once, curl_init);
-	if (curl_init_rc != CURLE_OK) {
-		snprintf(msg, msg_len, "upstream fetching is unavailable");
-		return PX_PEP_HTTP_ERROR;
-	}
-	_cleanup_(easy_cleanupp) CURL *c = curl_easy_init();
-	if (!c) {
-		snprintf(msg, msg_len, "upstream fetching is unavailable");
-		return PX_PEP_HTTP_ERROR;
-	}
+	CURL *c = tc->c;
 	struct xfer x = {.hop = hop};
 	_cleanup_(slist_freep) struct curl_slist *resolve = NULL;
 	_cleanup_(slist_freep) struct curl_slist *headers = NULL;
@@ -276,25 +304,40 @@ enum px_pep_code px_pep_upstream_fetch(const struct px_pep_hop *hop,
 	SETOPT(c, CURLOPT_HTTP_CONTENT_DECODING, 0L);
 	SETOPT(c, CURLOPT_NOSIGNAL, 1L);
 	SETOPT(c, CURLOPT_NOPROGRESS, 1L);
-	SETOPT(c, CURLOPT_FORBID_REUSE, 1L);
+	/* Few idle connections per thread, not kept long: they hold descriptors. */
+	SETOPT(c, CURLOPT_MAXCONNECTS, 4L);
+	SETOPT(c, CURLOPT_MAXAGE_CONN, 30L);
+	if (fresh)
+		SETOPT(c, CURLOPT_FRESH_CONNECT, 1L);
 	SETOPT(c, CURLOPT_SSL_VERIFYPEER, 1L);
 	SETOPT(c, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (hop->ca_file)
 		SETOPT(c, CURLOPT_CAINFO, hop->ca_file);
 
-	/* The pin: curl looks the host up in its own cache, filled here, and never asks DNS. */
+	/* The pin: curl looks the host up in its own cache, filled here, and never asks DNS.
+	 * The previous request's entry goes first ("-host:port" removes it). */
+	if (tc->pin_key) {
+		_cleanup_free_ char *rm = xasprintf("-%s", tc->pin_key);
+		resolve = curl_slist_append(NULL, rm);
+		if (!resolve)
+			abort();
+		free(tc->pin_key);
+		tc->pin_key = NULL;
+	}
 	if (hop->host) {
 		char abuf[PX_PEP_ADDR_STRLEN];
 		px_pep_addr_format(&hop->pinned, abuf, sizeof(abuf));
-		_cleanup_free_ char *entry =
-		        hop->pinned.family == AF_INET6
-		                ? xasprintf("%s:%u:[%s]", hop->host, (unsigned)hop->port, abuf)
-		                : xasprintf("%s:%u:%s", hop->host, (unsigned)hop->port, abuf);
-		resolve = curl_slist_append(NULL, entry);
-		if (!resolve)
+		tc->pin_key = xasprintf("%s:%u", hop->host, (unsigned)hop->port);
+		_cleanup_free_ char *entry = hop->pinned.family == AF_INET6
+		                                     ? xasprintf("%s:[%s]", tc->pin_key, abuf)
+		                                     : xasprintf("%s:%s", tc->pin_key, abuf);
+		struct curl_slist *l = curl_slist_append(resolve, entry);
+		if (!l)
 			abort();
-		SETOPT(c, CURLOPT_RESOLVE, resolve);
+		resolve = l;
 	}
+	if (resolve)
+		SETOPT(c, CURLOPT_RESOLVE, resolve);
 	SETOPT(c, CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
 	SETOPT(c, CURLOPT_OPENSOCKETDATA, &x);
 	SETOPT(c, CURLOPT_PREREQFUNCTION, on_prereq);
@@ -347,6 +390,14 @@ enum px_pep_code px_pep_upstream_fetch(const struct px_pep_hop *hop,
 	SETOPT(c, CURLOPT_HTTPHEADER, headers);
 
 	CURLcode rc = curl_easy_perform(c);
+	long new_conns = 0;
+	curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &new_conns);
+	if (x.stop == STOP_ADDR && x.in_prereq && new_conns == 0 && !fresh) {
+		px_pep_headers_free(&x.headers);
+		free(x.body);
+		*ret_retry = true;
+		return PX_PEP_SSRF_BLOCKED;
+	}
 	if (rc != CURLE_OK || x.stop != STOP_NONE) {
 		enum px_pep_code code = PX_PEP_HTTP_ERROR;
 		switch (x.stop) {
@@ -406,6 +457,28 @@ enum px_pep_code px_pep_upstream_fetch(const struct px_pep_hop *hop,
 			break;
 		}
 	return PX_PEP_OK;
+}
+
+enum px_pep_code px_pep_upstream_fetch(const struct px_pep_hop *hop,
+                                       struct px_pep_upstream_result *ret, char *msg,
+                                       size_t msg_len)
+{
+	pthread_once(&curl_once, curl_init);
+	struct thread_curl *tc = curl_init_rc == CURLE_OK ? thread_curl() : NULL;
+	if (!tc) {
+		snprintf(msg, msg_len, "upstream fetching is unavailable");
+		return PX_PEP_HTTP_ERROR;
+	}
+	bool retry = false;
+	enum px_pep_code code = fetch_once(tc, hop, false, ret, msg, msg_len, &retry);
+	/* Drop every option (and so every pointer to this request's data) now; the
+	 * connections, TLS sessions and the one pin entry stay. */
+	curl_easy_reset(tc->c);
+	if (retry) {
+		code = fetch_once(tc, hop, true, ret, msg, msg_len, &retry);
+		curl_easy_reset(tc->c);
+	}
+	return code;
 }
 
 void px_pep_upstream_result_free(struct px_pep_upstream_result *r)

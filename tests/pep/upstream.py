@@ -84,6 +84,7 @@ class Handler(BaseHTTPRequestHandler):
         entry = {
             "listener": self.server.label,
             "port": self.server.server_address[1],
+            "client_port": self.client_address[1],
             "method": self.command,
             "target": self.path,
             "headers": [[k, v] for k, v in self.headers.items()],

@@ -774,8 +774,32 @@ static void test_upstream_pin(void)
 	curl_url_set(u, CURLUPART_URL, named, 0);
 	hop.host = "pin.invalid";
 	hop.pinned_exempt = true;
+	clear_log();
 	c = px_pep_upstream_fetch(&hop, &res, msg, sizeof(msg));
 	ok(c == PX_PEP_OK && res.status == 200, "a name that DNS does not know is pinned");
+	px_pep_upstream_result_free(&res);
+	c = px_pep_upstream_fetch(&hop, &res, msg, sizeof(msg));
+	px_pep_upstream_result_free(&res);
+	cJSON *l = upstream_log();
+	ok(c == PX_PEP_OK && cJSON_GetArraySize(l) == 2 &&
+	           cJSON_GetObjectItem(cJSON_GetArrayItem(l, 0), "client_port")->valueint ==
+	                   cJSON_GetObjectItem(cJSON_GetArrayItem(l, 1), "client_port")->valueint,
+	   "the same pin reuses the thread's connection");
+	cJSON_Delete(l);
+
+	/* The name now pins another address: the live connection to the old one must not
+	 * carry the request (the pre-request check refuses it), and a fresh connection to
+	 * the new pin is judged by the open-socket check (127.0.0.2 is loopback). */
+	clear_log();
+	px_pep_addr_parse("127.0.0.2", &hop.pinned);
+	hop.pinned_exempt = false;
+	c = px_pep_upstream_fetch(&hop, &res, msg, sizeof(msg));
+	is_int(c, PX_PEP_SSRF_BLOCKED, "a changed pin never rides the old connection");
+	is_int(log_count(), 0, "changed pin: nothing sent");
+	px_pep_addr_parse("127.0.0.1", &hop.pinned);
+	hop.pinned_exempt = true;
+	c = px_pep_upstream_fetch(&hop, &res, msg, sizeof(msg));
+	ok(c == PX_PEP_OK && log_count() == 1, "the original pin works again");
 	px_pep_upstream_result_free(&res);
 	curl_url_cleanup(u);
 }

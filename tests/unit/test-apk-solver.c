@@ -5,6 +5,7 @@
 #include "core/common.h"
 
 #include "apk/index.h"
+#include "apk/repo.h"
 #include "apk/solver.h"
 #include "core/buf.h"
 #include "tap.h"
@@ -260,10 +261,77 @@ static void real_alpine(const char *data)
 	px_apk_repos_free(r);
 }
 
+/* The signed fixture repository of tests/fixtures/make-apk-repo, read through the same
+ * fetch, signature and parse path a build uses. */
+static void fixture_repo(void)
+{
+	const char *src = getenv("PEXI_SRC") ? getenv("PEXI_SRC") : ".";
+	_cleanup_free_ char *gen = xasprintf("%s/tests/fixtures/make-apk-repo", src);
+	_cleanup_free_ char *dir = path_in("fixture-repo");
+	_cleanup_free_ char *keys = path_in("fixture-repo/keys");
+	_cleanup_free_ char *cache = path_in("cache");
+	const char *const argv[] = {"sh", gen, dir, NULL};
+	_cleanup_free_ char *out = run_out(argv);
+	if (!out) {
+		skip("tests/fixtures/make-apk-repo cannot run here (needs openssl, GNU tar, gzip)");
+		return;
+	}
+	struct px_apk_keyring *kr = px_apk_keyring_new();
+	struct px_err *err = NULL;
+	struct px_apk_index idx;
+	struct px_apk_repo_opts o = {.url = dir, .arch = "x86_64", .cache_dir = cache, .keys = kr};
+	if (px_apk_keyring_add_dir(kr, keys, &err) < 0 ||
+	    px_apk_repo_fetch_index(&o, &idx, NULL, &err) < 0) {
+		printf("Bail out! %s\n", err->msg);
+		exit(1);
+	}
+	ok(idx.signer && strcmp(idx.signer, "pexi-test-5f000001.rsa.pub") == 0,
+	   "fixture index signed by the test key");
+	struct px_apk_repos *r = px_apk_repos_new();
+	px_apk_repos_add(r, &idx);
+	static const struct {
+		const char *world, *want, *name;
+	} cases[] = {
+	        {"foo", "musl-1.2.5-r0 libfoo-1.0.0-r0 foo-2.0-r0", "the newest foo, deps first"},
+	        {"bar", "musl-1.2.5-r0 libfoo-1.0.0-r0 foo-1.0-r0 bar-1.0-r0",
+	         "bar's foo<2 takes foo 1.0"},
+	        {"needs-shell", "shell-b-1.0-r0 needs-shell-1.0-r0",
+	         "pexi-shell goes to shell-b (k:20 over k:10)"},
+	        {"needs-shell shell-a", "shell-a-1.0-r0 needs-shell-1.0-r0",
+	         "naming shell-a chooses it"},
+	        {"foo docs", "musl-1.2.5-r0 libfoo-1.0.0-r0 foo-2.0-r0 docs-1.0-r0 foo-doc-1.0-r0",
+	         "foo-doc joins by install-if"},
+	        {"foo-compat", "musl-1.2.5-r0 libfoo-1.0.0-r0 foo-2.0-r0 foo-compat-1.0-r0",
+	         "foo-compat pulls foo"},
+	        {"nofoo", "nofoo-1.0-r0", "nofoo alone"},
+	        {"cmd:foo", "musl-1.2.5-r0 libfoo-1.0.0-r0 foo-2.0-r0", "cmd:foo by its provide"},
+	};
+	for (size_t i = 0; i < PX_ARRAY_SIZE(cases); i++) {
+		_cleanup_free_ char *got = solve_repos(r, NULL, cases[i].world, "x86_64", NULL);
+		is_str(got, cases[i].want, cases[i].name);
+	}
+	static const struct {
+		const char *world, *want, *name;
+	} bad[] = {
+	        {"bar baz", "foo", "bar + baz: foo<2 against foo>=2"},
+	        {"nofoo foo", "conflicts with !foo", "nofoo + foo: the conflict"},
+	        {"nofoo bar", "!foo", "nofoo + bar: the conflict through bar"},
+	};
+	for (size_t i = 0; i < PX_ARRAY_SIZE(bad); i++) {
+		_cleanup_free_ char *got = solve_repos(r, NULL, bad[i].world, "x86_64", NULL);
+		printf("# %s\n", got);
+		like(got, "ERROR: unsatisfiable: world: ", bad[i].name);
+		like(got, bad[i].want, "... naming the cause");
+	}
+	px_apk_repos_free(r);
+	px_apk_keyring_free(kr);
+}
+
 int main(void)
 {
 	tu_mkdtemp("test-apk-solver");
 	rules();
+	fixture_repo();
 	_cleanup_free_ char *data = apk_data_dir();
 	if (data && px_have_program("python3"))
 		real_alpine(data);

@@ -65,7 +65,13 @@ Q := @
 endif
 
 .PHONY: all deps test check fuzz fuzz-run install clean format lint test-programs fuzz-targets shim guest
+# The guest helper is a static Linux binary: built where the host is Linux.
+ifeq ($(shell uname -s),Linux)
+GUEST_ARCH := $(shell uname -m)
+all: pexi guest
+else
 all: pexi
+endif
 
 pexi: $(BUILD)/pexi
 	cp $< $@
@@ -75,8 +81,13 @@ $(BUILD)/pexi: $(CLI_OBJ) $(LIB)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(PKG_LIBS)
 
 # pexi-guest runs inside the VM: static, plain libc, small; never linked with libpexi.
+# `pexi build` installs it from guest/ARCH/ in its data directories (beside ./pexi, beside
+# $(BUILD)/pexi, or DATADIR once installed) into images that run the pexi-boot service.
 GUEST_SRC := $(sort $(wildcard src/guest/*.c))
 guest: $(BUILD)/pexi-guest
+	@mkdir -p guest/$(GUEST_ARCH) $(BUILD)/guest/$(GUEST_ARCH)
+	cp $< guest/$(GUEST_ARCH)/pexi-guest
+	cp $< $(BUILD)/guest/$(GUEST_ARCH)/pexi-guest
 
 $(BUILD)/pexi-guest: $(GUEST_SRC) $(wildcard src/guest/*.h)
 	@mkdir -p $(@D)
@@ -107,7 +118,7 @@ $(BUILD)/tests/fuzz/replay-%: tests/fuzz/fuzz-%.c tests/fuzz/replay.c $(LIB)
 # The guest helper's mux core is compiled into its unit test (it is not in libpexi).
 $(BUILD)/tests/unit/test-guest-mux: src/guest/mux.c src/guest/mux.h
 
-test-programs: $(BUILD)/pexi $(BUILD)/pexi-guest $(UNIT_BIN) $(REPLAY_BIN)
+test-programs: $(BUILD)/pexi $(if $(GUEST_ARCH),guest) $(UNIT_BIN) $(REPLAY_BIN)
 
 # Every test runs through prove; tests/run-test turns exit 77 into a TAP skip, or into a
 # failure when CI=true, because CI provides every prerequisite.
@@ -159,7 +170,7 @@ build-fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(LIB)
 shim:
 	$(MAKE) -C vendor-shim BUILD='$(abspath $(BUILD))'
 
-install: $(BUILD)/pexi
+install: $(BUILD)/pexi $(if $(GUEST_ARCH),guest)
 	install -d '$(DESTDIR)$(BINDIR)' '$(DESTDIR)$(DATADIR)/recipes' '$(DESTDIR)$(DATADIR)/templates'
 	install -m 755 $(BUILD)/pexi '$(DESTDIR)$(BINDIR)/pexi'
 	install -m 644 pexi.schema.json '$(DESTDIR)$(DATADIR)/'
@@ -172,11 +183,13 @@ install: $(BUILD)/pexi
 	install -d '$(DESTDIR)$(BASHCOMPDIR)' '$(DESTDIR)$(ZSHCOMPDIR)'
 	install -m 644 completion/pexi.bash '$(DESTDIR)$(BASHCOMPDIR)/pexi'
 	install -m 644 completion/_pexi '$(DESTDIR)$(ZSHCOMPDIR)/_pexi'
+	for f in $$(find $(BUILD)/guest -type f -name pexi-guest 2>/dev/null); do \
+		install -D -m 755 $$f '$(DESTDIR)$(DATADIR)/'$${f#$(BUILD)/}; done
 
 deps:
 	sh .ci/install-deps
 
 clean:
-	rm -rf build build-san build-fuzz pexi
+	rm -rf build build-san build-fuzz pexi guest
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

@@ -18,6 +18,7 @@
 #include "image/seed.h"
 #include "image/sparse.h"
 #include "image/vhd.h"
+#include "manifest/datadir.h"
 #include "manifest/manifest.h"
 
 /* Bumped when a stage's code changes what it writes, so old cached outputs are not reused. */
@@ -51,7 +52,49 @@ struct build {
 	 * feed both the patch stage and its key, so they are made once. */
 	char *template_var_v[4];
 	struct px_strv template_vars;
+	/* The manifest's files, plus the guest helper when the image runs pexi-boot. */
+	struct px_file_entry *files;
+	size_t n_files;
+	struct px_file_entry guest_entry;
 };
+
+#define GUEST_SERVICE "/etc/init.d/pexi-boot"
+#define GUEST_HELPER  "/usr/local/bin/pexi-guest"
+
+/* The pexi-boot service (recipe alpine-minimal) runs pexi-guest, a static binary built for
+ * the image's architecture (`make guest` puts it in guest/ARCH/ of the data directories).
+ * Recipes cannot name it themselves: a recipe's source is one path for every arch, and it
+ * must exist for `pexi validate` even where the helper for that arch was never built. So
+ * the build adds it here, once it knows the arch, unless the manifest installs its own. */
+static int make_files(struct build *b, struct px_err **err)
+{
+	const struct px_manifest *m = b->m;
+	bool service = false, helper = false;
+	for (size_t i = 0; i < m->n_files; i++) {
+		service = service || px_streq(m->files[i].path, GUEST_SERVICE);
+		helper = helper || px_streq(m->files[i].path, GUEST_HELPER);
+	}
+	b->files = m->files;
+	b->n_files = m->n_files;
+	if (!service || helper)
+		return 0;
+	_cleanup_free_ char *name = xasprintf("%s/pexi-guest", px_arch_name(m->arch));
+	_cleanup_free_ char *searched = NULL;
+	char *path = NULL;
+	if (px_datadir_find(m->dir, "guest", name, &path, &searched) < 0)
+		return px_err_set(err, PX_EXIT_FAILURE,
+		                  "'%s' runs the guest helper, but no pexi-guest for %s was found "
+		                  "(looked in %s): build it with 'make guest'",
+		                  GUEST_SERVICE, px_arch_name(m->arch), searched);
+	b->guest_entry = (struct px_file_entry){
+	        .path = xstrdup(GUEST_HELPER), .source = path, .mode = 0755, .line = 0};
+	b->files = xreallocarray(NULL, m->n_files + 1, sizeof(*b->files));
+	if (m->n_files)
+		memcpy(b->files, m->files, m->n_files * sizeof(*b->files));
+	b->files[m->n_files] = b->guest_entry;
+	b->n_files = m->n_files + 1;
+	return 0;
+}
 
 static void make_template_vars(struct build *b)
 {
@@ -190,8 +233,9 @@ static int sync_and_rename(const char *tmp, const char *path, struct px_err **er
 
 /* The patch stage's parameters, including the bytes of every file it writes, so that an
  * edit to a source or template file on the host invalidates the image. */
-static int patch_params(const struct px_manifest *m, int64_t epoch, const struct px_strv *vars,
-                        char **ret, struct px_err **err)
+static int patch_params(const struct px_manifest *m, const struct px_file_entry *files,
+                        size_t n_files, int64_t epoch, const struct px_strv *vars, char **ret,
+                        struct px_err **err)
 {
 	_cleanup_buf_ struct px_buf b = PX_BUF_INIT;
 	px_buf_printf(&b, "%s\nepoch=%" PRId64 "\nconsole=%s\n", PATCH_VERSION, epoch,
@@ -200,8 +244,8 @@ static int patch_params(const struct px_manifest *m, int64_t epoch, const struct
 		px_buf_printf(&b, "var=%s\n", vars->v[i]);
 	for (size_t i = 0; i < m->boot.kernel_args.n; i++)
 		px_buf_printf(&b, "arg=%s\n", m->boot.kernel_args.v[i]);
-	for (size_t i = 0; i < m->n_files; i++) {
-		const struct px_file_entry *f = &m->files[i];
+	for (size_t i = 0; i < n_files; i++) {
+		const struct px_file_entry *f = &files[i];
 		char digest[PX_SHA256_HEX] = "";
 		const char *file = f->source ? f->source : f->template;
 		if (file) {
@@ -245,7 +289,8 @@ static int compute_keys(struct build *b, struct px_err **err)
 	make_key(s[PX_STAGE_FSGROW].key, s[PX_STAGE_GROW].key, p);
 	free(p);
 	p = NULL;
-	if (patch_params(m, b->r->source_date_epoch, &b->template_vars, &p, err) < 0)
+	if (patch_params(m, b->files, b->n_files, b->r->source_date_epoch, &b->template_vars, &p,
+	                 err) < 0)
 		return -1;
 	make_key(s[PX_STAGE_PATCH].key, s[PX_STAGE_FSGROW].key, p);
 
@@ -353,8 +398,8 @@ static int patch_image(struct build *b, const char *image, struct px_err **err)
 	        .fs_offset = part.start,
 	        .console = m->boot.console,
 	        .kernel_args = &m->boot.kernel_args,
-	        .files = m->files,
-	        .n_files = m->n_files,
+	        .files = b->files,
+	        .n_files = b->n_files,
 	        .templates_dir = NULL, /* the manifest resolved every template's path */
 	        .template_vars = &b->template_vars,
 	        .mtime = b->r->source_date_epoch,
@@ -430,6 +475,10 @@ static void build_free(struct build *b)
 	free(b->fsgrow_path);
 	px_seal_previous_free(&b->prev);
 	px_seed_content_free(&b->seed);
+	if (b->files != b->m->files)
+		free(b->files);
+	free(b->guest_entry.path);
+	free(b->guest_entry.source);
 }
 
 /* Decides which stages must run, from the last one backwards: a stage whose output is
@@ -475,7 +524,7 @@ int px_build_run(const struct px_manifest *m, const struct px_build_opts *opts,
 	if (px_build_epoch(m, &ret->source_date_epoch, err) < 0)
 		goto out;
 	make_template_vars(&b);
-	if (compute_keys(&b, err) < 0)
+	if (make_files(&b, err) < 0 || compute_keys(&b, err) < 0)
 		goto out;
 	resolve_dirs(&b);
 	if (!opts->plan_only) {

@@ -19,13 +19,17 @@ start_peer() {
 	i=0
 	while [ ! -f "$TRASH/peer.pid" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 }
-wait_for() { # FILE PATTERN COUNT: waits up to 5 s for COUNT lines matching PATTERN
+count() { # FILE PATTERN: lines matching, 0 when the file does not exist yet
+	n=$(grep -c "$2" "$1" 2>/dev/null)
+	echo "${n:-0}"
+}
+wait_for() { # FILE PATTERN COUNT: waits up to 10 s for COUNT lines matching PATTERN
 	i=0
-	while [ "$(grep -c "$2" "$1" 2>/dev/null)" -lt "$3" ] && [ $i -lt 100 ]; do
+	while [ "$(count "$1" "$2")" -lt "$3" ] && [ $i -lt 200 ]; do
 		sleep 0.05
 		i=$((i + 1))
 	done
-	[ "$(grep -c "$2" "$1" 2>/dev/null)" -ge "$3" ]
+	[ "$(count "$1" "$2")" -ge "$3" ]
 }
 
 start_peer

@@ -49,6 +49,18 @@ test_expect_success 'a tcp listener on port 0 reports the port it got' '
 	python3 "$FC" "tcp:127.0.0.1:$port" hello t0700 >out && kill $pid &&
 	grep -q "\"ok\": true" out
 '
+# AF_VSOCK binds here even without a transport to connect through (no vhost-vsock, no
+# vsock_loopback), so the check is that the daemon binds and listens on it.
+if python3 -c 'import socket; socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM).bind((socket.VMADDR_CID_ANY, 0))' 2>/dev/null; then
+	test_expect_success 'a vsock listener binds next to a unix one' '
+		"$PEXI" pep --policy "$TRASH/policy.yml" --listen "unix:$TRASH/v.sock" \
+			--listen vsock:45123 --audit "$TRASH/a6" 2>v.err &
+		pid=$! && wait_for_text v.err "listening on vsock:45123" &&
+		grep -q "listening on unix:" v.err && kill $pid && wait $pid
+	'
+fi
+test_expect_error 'a bad vsock port' 2 "bad port in listen address 'vsock:x'" \
+	pep --policy "$TRASH/policy.yml" --listen vsock:x --audit "$TRASH/a7"
 test_expect_success 'requests through the daemon fill the audit log' '
 	for i in 1 2 3 4 5; do
 		python3 "$FC" "unix:$SOCK" request GET "http://upstream.test:$UP_PORT/bytes/$i" >>out || exit 1

@@ -125,6 +125,7 @@ struct job {
 
 struct server {
 	const struct px_pep_server_config *cfg;
+	struct px_pep_server_config cfg_copy;
 	int epfd;
 	struct ev sig, wake;
 	struct listener *listeners;
@@ -1023,27 +1024,33 @@ static void stop_workers(struct server *s, bool join)
 
 int px_pep_server_run(const struct px_pep_server_config *cfg_in, struct px_err **err)
 {
-	struct px_pep_server_config cfg = *cfg_in;
-	if (!cfg.workers)
-		cfg.workers = PX_PEP_DEFAULT_WORKERS;
-	if (!cfg.max_connections)
-		cfg.max_connections = PX_PEP_DEFAULT_MAX_CONNECTIONS;
-	if (!cfg.max_queue)
-		cfg.max_queue = PX_PEP_DEFAULT_MAX_QUEUE;
-	if (!cfg.stall_timeout_ms)
-		cfg.stall_timeout_ms = PX_PEP_DEFAULT_STALL_MS;
-	if (!cfg.drain_timeout_ms)
-		cfg.drain_timeout_ms = PX_PEP_DEFAULT_DRAIN_MS;
-
-	struct server srv = {.cfg = &cfg, .epfd = -1};
-	struct server *s = &srv;
+	/* The server lives on the heap: when workers outlive the drain timeout, it stays
+	 * for them until the process exits instead of vanishing with this stack frame. */
+	struct server *s = xcalloc(1, sizeof(*s));
+	s->cfg_copy = *cfg_in;
+	struct px_pep_server_config *pc = &s->cfg_copy;
+	if (!pc->workers)
+		pc->workers = PX_PEP_DEFAULT_WORKERS;
+	if (!pc->max_connections)
+		pc->max_connections = PX_PEP_DEFAULT_MAX_CONNECTIONS;
+	if (!pc->max_queue)
+		pc->max_queue = PX_PEP_DEFAULT_MAX_QUEUE;
+	if (!pc->stall_timeout_ms)
+		pc->stall_timeout_ms = PX_PEP_DEFAULT_STALL_MS;
+	if (!pc->drain_timeout_ms)
+		pc->drain_timeout_ms = PX_PEP_DEFAULT_DRAIN_MS;
+	const struct px_pep_server_config cfg = *pc;
+	s->cfg = pc;
+	s->epfd = -1;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	int rc = -1;
 
 	if (cfg.hosts_file) {
-		if (px_pep_env_hosts_file(cfg.hosts_file, &s->env, err) < 0)
-			return px_err_wrap(err, "hosts file '%s'", cfg.hosts_file);
+		if (px_pep_env_hosts_file(cfg.hosts_file, &s->env, err) < 0) {
+			px_err_wrap(err, "hosts file '%s'", cfg.hosts_file);
+			goto out;
+		}
 		s->have_env = true;
 	}
 	if (load_hold(s, &s->hold, err) < 0)
@@ -1162,5 +1169,10 @@ out:;
 		close(s->wake.fd);
 	if (s->epfd >= 0)
 		close(s->epfd);
+	if (!busy) {
+		pthread_cond_destroy(&s->cond);
+		pthread_mutex_destroy(&s->lock);
+		free(s);
+	}
 	return rc;
 }

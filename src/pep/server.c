@@ -9,7 +9,6 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -151,6 +150,17 @@ struct server {
 	unsigned n_threads;
 	unsigned inflight; /* jobs handed to workers and not back yet */
 };
+
+static int sig_pipe_w = -1;
+
+static void on_signal(int signo)
+{
+	int saved = errno;
+	unsigned char b = (unsigned char)signo;
+	ssize_t w = write(sig_pipe_w, &b, 1);
+	(void)w; /* a full pipe already holds a wake-up */
+	errno = saved;
+}
 
 static uint64_t now_ms(void)
 {
@@ -977,11 +987,11 @@ static int serve(struct server *s)
 			} else if (e->kind == EV_WAKE) {
 				on_done(s);
 			} else if (e->kind == EV_SIGNAL) {
-				struct signalfd_siginfo si;
-				while (read(s->sig.fd, &si, sizeof(si)) == sizeof(si)) {
-					if (si.ssi_signo == SIGHUP) {
+				unsigned char signo;
+				while (read(s->sig.fd, &signo, 1) == 1) {
+					if (signo == SIGHUP) {
 						reload(s);
-					} else if (si.ssi_signo == SIGUSR1) {
+					} else if (signo == SIGUSR1) {
 						poweroff_all(s);
 					} else if (!s->stopping) {
 						begin_stop(s);
@@ -1058,22 +1068,27 @@ int px_pep_server_run(const struct px_pep_server_config *cfg_in, struct px_err *
 	if (px_audit_open(cfg.audit_path, cfg.instance, &s->audit, err) < 0)
 		goto out;
 
-	/* Signals arrive through a signalfd; blocking them first means every thread started
-	 * later inherits the mask and none is interrupted by them. */
-	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	/* Signals reach the loop through a self-pipe written by the handler. A signalfd would
+	 * need the signals blocked in every thread, and threads started before this point
+	 * (by libraries, or by sanitizers) would still take them with the default action. */
+	int sp[2] = {-1, -1};
+	if (pipe2(sp, O_NONBLOCK | O_CLOEXEC) < 0) {
+		px_err_errno(err, errno, "cannot set up the event loop");
+		goto out;
+	}
+	s->sig = (struct ev){EV_SIGNAL, sp[0]};
+	sig_pipe_w = sp[1];
+	static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
+	struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < PX_ARRAY_SIZE(sigs); i++)
+		sigaction(sigs[i], &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit(cfg.max_connections);
 
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
-	s->sig = (struct ev){EV_SIGNAL, signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)};
 	s->wake = (struct ev){EV_WAKE, eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)};
-	if (s->epfd < 0 || s->sig.fd < 0 || s->wake.fd < 0) {
+	if (s->epfd < 0 || s->wake.fd < 0) {
 		px_err_errno(err, errno, "cannot set up the event loop");
 		goto out;
 	}
@@ -1119,12 +1134,22 @@ int px_pep_server_run(const struct px_pep_server_config *cfg_in, struct px_err *
 	else if (cfg.sandbox != PX_SANDBOX_OFF)
 		px_log_info("sandbox: no_new_privs, landlock and seccomp applied");
 
+	/* Workers start with the signals blocked, so the handler runs on the loop thread
+	 * and never interrupts a request's system calls. */
+	sigset_t mask, old;
+	sigemptyset(&mask);
+	for (size_t i = 0; i < PX_ARRAY_SIZE(sigs); i++)
+		sigaddset(&mask, sigs[i]);
+	pthread_sigmask(SIG_BLOCK, &mask, &old);
 	s->threads = xcalloc(cfg.workers, sizeof(*s->threads));
 	for (; s->n_threads < cfg.workers; s->n_threads++)
-		if (pthread_create(&s->threads[s->n_threads], NULL, worker, s) != 0) {
-			px_err_errno(err, errno, "cannot start worker threads");
-			goto out;
-		}
+		if (pthread_create(&s->threads[s->n_threads], NULL, worker, s) != 0)
+			break;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (s->n_threads < cfg.workers) {
+		px_err_errno(err, errno, "cannot start worker threads");
+		goto out;
+	}
 
 	for (size_t i = 0; i < s->n_listeners; i++)
 		px_log_info("listening on %s", s->listeners[i].name);
@@ -1165,6 +1190,12 @@ out:;
 	}
 	if (s->sig.fd > 0)
 		close(s->sig.fd);
+	if (sig_pipe_w >= 0) {
+		/* A late signal now writes to a closed descriptor and is ignored. */
+		int w = sig_pipe_w;
+		sig_pipe_w = -1;
+		close(w);
+	}
 	if (s->wake.fd > 0 && !busy)
 		close(s->wake.fd);
 	if (s->epfd >= 0)

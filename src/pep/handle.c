@@ -228,9 +228,9 @@ static bool choose_address(struct run *r, const struct px_pep_target *t, bool re
 		                                              &r->local, reason, sizeof(reason));
 		if (c == PX_PEP_OK)
 			continue;
-		char why[128];
+		char why[160];
 		snprintf(why, sizeof(why), "resolved address in a denied class (%s)", reason);
-		char msg[400];
+		char msg[512];
 		snprintf(msg, sizeof(msg), "'%s' resolves to an address that is not allowed (%s)",
 		         t->host, reason);
 		if (!policy_denial(r, redirect ? deny_code : c, msg, why))

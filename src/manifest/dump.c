@@ -121,6 +121,9 @@ static cJSON *build(const struct px_manifest *m)
 	add_u64(o, "vsock_port", m->vm.vsock_port);
 	add_str(o, "accel", ENUM(accel_names, m->vm.accel));
 	add_str(o, "firmware", m->vm.firmware);
+	add_str(o, "kernel", m->vm.kernel);
+	add_str(o, "initrd", m->vm.initrd);
+	add_str(o, "cmdline", m->vm.cmdline);
 
 	o = cJSON_AddObjectToObject(root, "pep");
 	add_strv(o, "allow", &m->pep.allow);

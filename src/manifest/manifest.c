@@ -68,6 +68,9 @@ void px_manifest_free(struct px_manifest *m)
 	free(m->files);
 	free(m->vm.shared_dir);
 	free(m->vm.firmware);
+	free(m->vm.kernel);
+	free(m->vm.initrd);
+	free(m->vm.cmdline);
 	strv_free(&m->pep.allow);
 	strv_free(&m->pep.deny);
 	strv_free(&m->pep.allow_addresses);

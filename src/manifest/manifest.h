@@ -102,6 +102,11 @@ struct px_manifest {
 		uint32_t vsock_port;
 		enum px_vm_accel accel;
 		char *firmware; /* NULL: the backend's default UEFI firmware */
+		/* Direct kernel boot (qemu backend): kernel and initrd paths resolve beside the
+		 * manifest; NULL kernel: boot the disk through the firmware. */
+		char *kernel;
+		char *initrd;
+		char *cmdline;
 	} vm;
 
 	struct {

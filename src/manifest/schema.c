@@ -218,6 +218,9 @@ static const struct field vm_fields[] = {
          .max = UINT32_MAX - 1},
         {.key = "accel", .type = FT_ENUM, .off = M(vm.accel), .names = accel_names},
         {.key = "firmware", .type = FT_STR, .off = M(vm.firmware), .check = px_check_path},
+        {.key = "kernel", .type = FT_STR, .off = M(vm.kernel), .check = px_check_path},
+        {.key = "initrd", .type = FT_STR, .off = M(vm.initrd), .check = px_check_path},
+        {.key = "cmdline", .type = FT_STR, .off = M(vm.cmdline)},
         {0},
 };
 

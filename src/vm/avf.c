@@ -88,6 +88,9 @@ int px_avf_find_runner(char **ret, struct px_err **err)
 
 static int avf_prepare(struct px_vm *vm, struct px_err **err)
 {
+	if (vm->m->vm.kernel)
+		return px_err_set(err, PX_EXIT_MANIFEST,
+		                  "vm.kernel (direct kernel boot) is for the qemu backend only");
 	_cleanup_free_ char *runner = NULL;
 	if (px_avf_find_runner(&runner, err) < 0)
 		return -1;

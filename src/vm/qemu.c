@@ -288,6 +288,11 @@ static bool host_is(enum px_arch arch)
 #endif
 }
 
+static char *beside_manifest(const struct px_manifest *m, const char *path)
+{
+	return path[0] == '/' ? xstrdup(path) : xasprintf("%s/%s", m->dir, path);
+}
+
 /* Chooses the accelerator: what vm.accel asks for, or on auto the fastest that works here. */
 static int choose_accel(struct px_vm *vm, const char *qemu, struct px_err **err)
 {
@@ -343,10 +348,22 @@ static int qemu_prepare(struct px_vm *vm, struct px_err **err)
 	if (choose_accel(vm, qemu, err) < 0)
 		return -1;
 
-	_cleanup_free_ char *code = NULL, *vars = NULL;
-	if (px_qemu_find_firmware(m->arch, m->vm.firmware, "", &code, &vars, err) < 0 ||
-	    px_qemu_init_vars(in->efi_vars, vars, code, err) < 0)
+	_cleanup_free_ char *code = NULL, *vars = NULL, *kernel = NULL, *initrd = NULL;
+	if (m->vm.kernel) {
+		kernel = beside_manifest(m, m->vm.kernel);
+		initrd = m->vm.initrd ? beside_manifest(m, m->vm.initrd) : NULL;
+		const char *files[] = {kernel, initrd};
+		for (size_t i = 0; i < PX_ARRAY_SIZE(files); i++) {
+			struct stat st;
+			if (files[i] && (stat(files[i], &st) < 0 || !S_ISREG(st.st_mode)))
+				return px_err_set(err, PX_EXIT_FAILURE,
+				                  "vm.%s '%s' is not a readable file",
+				                  i == 0 ? "kernel" : "initrd", files[i]);
+		}
+	} else if (px_qemu_find_firmware(m->arch, m->vm.firmware, "", &code, &vars, err) < 0 ||
+	           px_qemu_init_vars(in->efi_vars, vars, code, err) < 0) {
 		return -1;
+	}
 
 	vm->vsock = px_qemu_vhost_vsock_usable();
 	struct px_qemu_opts o = {
@@ -357,7 +374,10 @@ static int qemu_prepare(struct px_vm *vm, struct px_err **err)
 	        .cpus = m->vm.cpus,
 	        .memory = m->vm.memory,
 	        .firmware_code = code,
-	        .firmware_vars = in->efi_vars,
+	        .firmware_vars = code ? in->efi_vars : NULL,
+	        .kernel = kernel,
+	        .initrd = initrd,
+	        .append = m->vm.cmdline,
 	        .disk = vm->disk,
 	        .seed = vm->seed,
 	        .shared_dir = vm->shared_dir,

@@ -23,7 +23,9 @@ enum stop {
 struct xfer {
 	const struct px_pep_hop *hop;
 	enum stop stop;
-	bool in_prereq; /* the stop came from the pre-request check */
+	bool in_prereq;   /* the stop came from the pre-request check */
+	char *connection; /* the Connection header values of the response, ','-joined */
+	size_t connection_len;
 	char stop_reason[64];
 	/* Headers of the response being received; reset at each status line so only the
 	 * final (non-1xx) response's headers remain. */
@@ -126,6 +128,9 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *userdata)
 	 * final response's headers count and are kept. */
 	if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
 		px_pep_headers_free(&x->headers);
+		free(x->connection);
+		x->connection = NULL;
+		x->connection_len = 0;
 		x->header_lines = 0;
 		x->header_bytes = 0;
 	}
@@ -160,6 +165,16 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *userdata)
 	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
 		end--;
 	_cleanup_free_ char *name = xstrndup(data, nlen);
+	if (strcasecmp(name, "connection") == 0) {
+		/* The names it lists are hop-by-hop too (RFC 9110 7.6.1): dropped at the end,
+		 * wherever they appear. Bounded by max_header_bytes like every header. */
+		size_t vlen = (size_t)(end - v);
+		x->connection = xrealloc(x->connection, x->connection_len + vlen + 2);
+		x->connection[x->connection_len++] = ',';
+		memcpy(x->connection + x->connection_len, v, vlen);
+		x->connection_len += vlen;
+		x->connection[x->connection_len] = '\0';
+	}
 	if (hop_by_hop(name))
 		return n;
 
@@ -203,6 +218,32 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata)
 	memcpy(x->body + x->body_len, data, n);
 	x->body_len += n;
 	return n;
+}
+
+/* Removes the headers the response's Connection header names. */
+static void drop_connection_listed(struct xfer *x)
+{
+	if (!x->connection)
+		return;
+	size_t k = 0;
+	for (size_t i = 0; i < x->headers.n; i++) {
+		bool listed = false;
+		const char *name = x->headers.v[i].name;
+		size_t nlen = strlen(name);
+		for (const char *p = x->connection; *p && !listed;) {
+			p += strspn(p, ", \t");
+			size_t tlen = strcspn(p, ", \t");
+			listed = tlen == nlen && strncasecmp(p, name, nlen) == 0;
+			p += tlen;
+		}
+		if (listed) {
+			free(x->headers.v[i].name);
+			free(x->headers.v[i].value);
+		} else {
+			x->headers.v[k++] = x->headers.v[i];
+		}
+	}
+	x->headers.n = k;
 }
 
 /* "Name: value" for CURLOPT_HTTPHEADER; curl sends "Name;" as a header with an empty
@@ -394,6 +435,7 @@ static enum px_pep_code fetch_once(struct thread_curl *tc, const struct px_pep_h
 	curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &new_conns);
 	if (x.stop == STOP_ADDR && x.in_prereq && new_conns == 0 && !fresh) {
 		px_pep_headers_free(&x.headers);
+		free(x.connection);
 		free(x.body);
 		*ret_retry = true;
 		return PX_PEP_SSRF_BLOCKED;
@@ -433,6 +475,7 @@ static enum px_pep_code fetch_once(struct thread_curl *tc, const struct px_pep_h
 			break;
 		}
 		px_pep_headers_free(&x.headers);
+		free(x.connection);
 		free(x.body);
 		return code;
 	}
@@ -443,6 +486,7 @@ static enum px_pep_code fetch_once(struct thread_curl *tc, const struct px_pep_h
 	curl_easy_getinfo(c, CURLINFO_CONNECT_TIME_T, &connect_us);
 	curl_easy_getinfo(c, CURLINFO_SIZE_UPLOAD_T, &upload);
 
+	drop_connection_listed(&x);
 	*ret = (struct px_pep_upstream_result){
 	        .status = (int)status,
 	        .headers = x.headers,
@@ -456,6 +500,7 @@ static enum px_pep_code fetch_once(struct thread_curl *tc, const struct px_pep_h
 			ret->location = xstrdup(x.headers.v[i].value);
 			break;
 		}
+	free(x.connection);
 	return PX_PEP_OK;
 }
 

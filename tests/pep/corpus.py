@@ -13,6 +13,8 @@ as a frame with tests/pep/frameclient.py and checks:
     "body_len", "headers": {NAME: VALUE}, "absent": [NAME]});
   - the audit line the daemon wrote for it: "audit": {"decision", "code", "reason",
     "resolved": [...], "hops": N} ("reason" is a substring);
+  - "resp_headers": {NAME: VALUE} and "resp_absent": [NAME] on the answer's headers;
+    "body_gunzip": the body is gzip data of this text (passed through, not decoded);
   - "seconds": the answer came within that many seconds.
 
 Strings may use {http0} {http1} {http2} (HTTP listeners on 127.0.0.1), {https0} (HTTPS on
@@ -47,7 +49,7 @@ def tap(ok, name, why=()):
     if not ok:
         failed += 1
     print("%sok %d - %s" % ("" if ok else "not ", count, name))
-    for w in why:
+    for w in why if not ok else ():
         for line in str(w).splitlines():
             print("#   " + line)
     sys.stdout.flush()
@@ -135,15 +137,21 @@ class Env:
         raise RuntimeError("pexi pep did not listen on %s" % self.sock)
 
     def stop_pep(self):
-        if self.pep:
-            self.pep.send_signal(signal.SIGTERM)
-            try:
-                self.pep.wait(20)
-            except subprocess.TimeoutExpired:
-                self.pep.kill()
-                self.pep.wait()
-            self.pep_log.close()
-            self.pep = None
+        """Stops the daemon with SIGTERM; returns its exit status and its log's tail."""
+        if not self.pep:
+            return None, ""
+        self.pep.send_signal(signal.SIGTERM)
+        try:
+            rc = self.pep.wait(20)
+        except subprocess.TimeoutExpired:
+            self.pep.kill()
+            rc = "killed after 20 s"
+            self.pep.wait()
+        self.pep_log.close()
+        with open(self.pep_log.name, errors="replace") as f:
+            tail = f.read()[-3000:]
+        self.pep = None
+        return rc, tail
 
     def stop(self):
         self.stop_pep()
@@ -275,6 +283,22 @@ def run_case(env, case):
         with open(os.path.join(env.tmp, exp["body_file"]), "rb") as f:
             if body != f.read():
                 why.append("body differs from %s (%d bytes)" % (exp["body_file"], len(body)))
+    rh = {}
+    for k, v in resp.get("headers") or []:
+        rh.setdefault(k.lower(), v)
+    for k, v in exp.get("resp_headers", {}).items():
+        if rh.get(k.lower()) != v:
+            why.append("answer header %s %r, expected %r" % (k, rh.get(k.lower()), v))
+    for k in exp.get("resp_absent", []):
+        if k.lower() in rh:
+            why.append("answer header %s present (%r)" % (k, rh[k.lower()]))
+    if "body_gunzip" in exp:
+        import gzip
+        try:
+            if gzip.decompress(body) != exp["body_gunzip"].encode():
+                why.append("the gunzipped body differs")
+        except OSError as e:
+            why.append("the body is not the upstream's gzip bytes: %s" % e)
     if "seconds" in exp and secs > exp["seconds"]:
         why.append("answered after %.1f s, expected within %s s" % (secs, exp["seconds"]))
     if "upstream" in exp:
@@ -306,7 +330,10 @@ def main():
                     for case in g["cases"]:
                         run_case(env, case)
                 finally:
-                    env.stop_pep()
+                    rc, tail = env.stop_pep()
+                # Also how sanitizer builds report leaks and errors.
+                tap(rc == 0, "group %d: the daemon drains and exits 0 on SIGTERM" % n,
+                    ["exit status %s; its log ends:" % rc, tail])
             for n, audit in enumerate(env.audits):
                 ok = subprocess.run([PEXI, "pep", "verify-audit", audit],
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

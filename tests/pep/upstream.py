@@ -19,6 +19,9 @@ the path:
   /stall?secs=S&when=W       W=before: sleep before answering; W=body: headers then sleep
   /reset                     RST without an answer; /reset-body?len=N: headers, half the body, RST
   /set-cookie                200 with a Set-Cookie header
+  /chunked/N                 N pattern bytes, chunked, with hop-by-hop headers
+  /gzip                      a gzip body with Content-Encoding: gzip
+  /early-hints               103 Early Hints, then 200
 
 TLS: --tls-dir DIR holds (or gets, made here with the openssl CLI) a test CA (ca.pem) and a
 server certificate for localhost, upstream.test, *.upstream.test and 127.0.0.1, ::1.
@@ -212,6 +215,31 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(pattern(n // 2))
             self.wfile.flush()
             return self.reset()
+        if what == "chunked":
+            # A finite chunked body of N pattern bytes, with hop-by-hop headers around it.
+            data = pattern(int(arg))
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Connection", "keep-alive, X-Hop")
+            self.send_header("X-Hop", "hop")
+            self.send_header("Keep-Alive", "timeout=5")
+            self.send_header("X-End", "end")
+            self.end_headers()
+            for i in range(0, len(data), 1000):
+                part = data[i:i + 1000]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        if what == "gzip":
+            import gzip
+            data = gzip.compress(b"compressed body\n" * 100, mtime=0)
+            return self.send(200, data, [("Content-Encoding", "gzip"),
+                                         ("Content-Type", "text/plain")])
+        if what == "early-hints":
+            # 103 Early Hints with a header of its own, then the real answer.
+            self.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </x.css>; rel=preload\r\n"
+                             b"X-Interim: yes\r\n\r\n")
+            return self.send(200, b"after hints\n", [("X-Final", "yes")])
         if what == "set-cookie":
             return self.send(200, b"ok\n", [("Set-Cookie", "a=b; Path=/")])
         return self.send(200, b"hello from upstream\n", [("Content-Type", "text/plain")])

@@ -283,10 +283,11 @@ static char *rejection(struct solver *s, const struct px_apk_pkg *p)
 				                 who(p, b1, sizeof(b1)), d,
 				                 who(n->conf[k].by, b2, sizeof(b2)));
 			}
-		/* One package per name, one provider per versioned name. */
+		/* A package's own name, or a name provided with a version, has one provider;
+		 * only packages providing a name without versions may share it (apk's rule). */
 		if (ver)
 			for (size_t k = 0; k < n->n_sel; k++)
-				if (n->sel[k].pkg != p && (n->sel[k].version || i == 0))
+				if (n->sel[k].pkg != p)
 					return xasprintf("%s and %s both provide '%s'",
 					                 who(p, b1, sizeof(b1)),
 					                 who(n->sel[k].pkg, b2, sizeof(b2)), nm);

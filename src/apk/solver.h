@@ -16,7 +16,8 @@
  * - "!name" conflicts: no package providing name (matching the constraint) may be chosen;
  * - install-if (i:): a package is added when all of its i: entries are satisfied by the
  *   chosen set;
- * - only one package per name and one provider per versioned provide.
+ * - a package's own name, or a name provided with a version, has one provider; only
+ *   packages that provide a name without a version may share it.
  * An unsatisfiable request is a PX_EXIT_INPUT error naming the missing or conflicting
  * name and the chain that required it: "world: firefox → so:libgtk-3.so.0: no provider". */
 #ifndef PX_APK_SOLVER_H

@@ -2,7 +2,9 @@
 """Independent check of a solver result against APKINDEX text (test-apk-solver runs it).
 
 usage: apk-closure-check.py APKINDEX RESULT WORLD...
-RESULT holds one "name version" per line in install order. Prints one line per problem
+       apk-closure-check.py APKINDEX --each DIR
+RESULT holds one "name version" per line in install order; with --each, every file in DIR
+is a RESULT whose world is the file's name. Prints one line per problem
 and "checked N packages" last; exits 1 when there is a problem. Version constraints are
 compared by their numeric parts, which is exact for the operators the Alpine data uses
 (= and >= on plain dotted versions with -rN)."""
@@ -61,8 +63,27 @@ def satisfied_by(dep, chosen):
 
 
 def main():
-    index, result, world = sys.argv[1], sys.argv[2], sys.argv[3:]
-    pkgs = parse(index)
+    pkgs = parse(sys.argv[1])
+    if sys.argv[2] == "--each":
+        import os
+        d = sys.argv[3]
+        bad = 0
+        names = sorted(os.listdir(d))
+        for f in names:
+            problems, n = check(pkgs, os.path.join(d, f), [f])
+            for pr in problems:
+                print(f"{f}: {pr}")
+            bad += bool(problems)
+        print(f"checked {len(names)} worlds")
+        sys.exit(1 if bad or not names else 0)
+    problems, n = check(pkgs, sys.argv[2], sys.argv[3:])
+    for pr in problems:
+        print(pr)
+    print(f"checked {n} packages")
+    sys.exit(1 if problems else 0)
+
+
+def check(pkgs, result, world):
     by_nv = {(p["P"], p["V"]): p for p in pkgs}
     order = [tuple(l.split()) for l in open(result, encoding="utf-8") if l.strip()]
     chosen = [by_nv[nv] for nv in order]
@@ -112,10 +133,7 @@ def main():
         for b in deps:
             if a in pos and b in pos and pos[b] > pos[a] and not reaches(b, a, set()):
                 problems.append(f"{a} is installed before its dependency {b}")
-    for pr in problems:
-        print(pr)
-    print(f"checked {len(chosen)} packages")
-    sys.exit(1 if problems else 0)
+    return problems, len(chosen)
 
 
 main()

@@ -186,6 +186,11 @@ static void rules(void)
 	CASE("an installed package no repository has any more stays", gone, inst, "musl x",
 	     "musl-1.2.5-r9(i) x-1 -old");
 
+	static const char *const share[] = {
+	        "P:x\nV:1\np:virt\n\nP:y\nV:1\np:virt\n\nP:z\nV:1\np:virt=1\n", NULL};
+	CASE("unversioned provides share a name", share, NULL, "x y", "x-1 y-1");
+	CASE_ERR("a versioned provide does not share it", share, NULL, "x z",
+	         "both provide 'virt'");
 	static const char *const cyc[] = {"P:a\nV:1\nD:b\n\nP:b\nV:1\nD:a c\n\nP:c\nV:1\n", NULL};
 	CASE("a dependency cycle still orders the rest first", cyc, NULL, "a", "c-1 b-1 a-1");
 	static const char *const back[] = {"P:a\nV:2\nD:b>=5\n\nP:a\nV:1\nD:b\n\nP:b\nV:4\n", NULL};
@@ -218,6 +223,36 @@ static void real_alpine(const char *data)
 	                "extra, install-if honoured, dependencies first");
 	if (out)
 		printf("# %s", out);
+	/* Every package of the index on its own as the world, all checked by Python. */
+	_cleanup_free_ char *each = path_in("each");
+	mkdir(each, 0755);
+	size_t n_each = 0, n_fail = 0;
+	const struct px_apk_index *ai = px_apk_repos_get(r, 0);
+	for (size_t i = 0; i < ai->n; i++) {
+		struct px_apk_solution one;
+		_cleanup_free_ char *res1 = solve_repos(r, NULL, ai->pkgs[i]->name, "x86_64", &one);
+		if (strncmp(res1, "ERROR", 5) == 0) {
+			printf("# %s: %s\n", ai->pkgs[i]->name, res1);
+			n_fail++;
+			continue;
+		}
+		struct px_buf eb = PX_BUF_INIT;
+		for (size_t k = 0; k < one.n; k++)
+			px_buf_printf(&eb, "%s %s\n", one.pkgs[k]->name, one.pkgs[k]->version);
+		px_apk_solution_free(&one);
+		_cleanup_free_ char *txt = px_buf_steal(&eb, NULL);
+		_cleanup_free_ char *f = xasprintf("%s/%s", each, ai->pkgs[i]->name);
+		spew(f, txt, strlen(txt));
+		n_each++;
+	}
+	is_int(n_fail, 0, "every package of the real index resolves on its own");
+	const char *const each_argv[] = {"python3", checker, path, "--each", each, NULL};
+	_cleanup_free_ char *each_out = run_out(each_argv);
+	ok(each_out != NULL && n_each == ai->n,
+	   "... and Python's check passes for each of the %zu worlds", n_each);
+	if (each_out)
+		printf("# %s", each_out);
+
 	ok(strstr(got, "busybox-binsh") && !strstr(got, "dash-binsh"),
 	   "/bin/sh is busybox-binsh (k:100)");
 	ok(strstr(got, "alpine-base-3.23.3-r0 ssl_client-1.37.0-r30") != NULL,

@@ -6,13 +6,14 @@
  * - a world entry or dependency "name[op ver]" is satisfied by a package named 'name' or a
  *   package providing it (p:), with a version matching the constraint; a provide without a
  *   version satisfies only unversioned dependencies;
- * - among candidates: an installed package that still satisfies everything is kept; then
- *   the real package of that name before a virtual provider; then the higher provider
- *   priority (k:); then the highest version; then the earlier repository;
- * - a name provided only by unversioned provides (a pure virtual such as "/bin/sh" or
- *   "cmd:sh") with several providers and no provider priority to decide between them
- *   needs an explicit choice, as in apk: it is an error naming the candidates, unless one
- *   of them is already selected or installed;
+ * - among candidates: an installed package is kept; then one that provides the name with
+ *   a version before one that provides it without; then the highest version of the name;
+ *   then, between versions of one package, the highest package version; then the higher
+ *   provider priority (k:); then the earlier repository;
+ * - a provider of a name it provides without a version (a virtual such as "/bin/sh") is
+ *   chosen automatically only when it has a provider priority (k:), is installed, or is
+ *   itself named in the world; otherwise the name needs an explicit choice, and the error
+ *   names the candidates;
  * - "!name" conflicts: no package providing name (matching the constraint) may be chosen;
  * - install-if (i:): a package is added when all of its i: entries are satisfied by the
  *   chosen set;
@@ -33,7 +34,9 @@ struct px_err;
 struct px_apk_solve_opts {
 	const struct px_apk_repos *repos;
 	const struct px_apk_index *installed; /* /lib/apk/db/installed, or NULL */
-	const struct px_apk_dep *world;       /* /etc/apk/world entries plus the new requests */
+	/* The image's /etc/apk/world entries plus the new requests, as apk add does: an
+	 * installed package that nothing in the world needs ends up in solution.remove. */
+	const struct px_apk_dep *world;
 	size_t n_world;
 	const char *arch; /* only packages of this arch or "noarch"; NULL: any */
 };

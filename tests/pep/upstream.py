@@ -12,6 +12,7 @@ the path:
   /echo                      200, the request as JSON
   /redirect/CODE?to=URL      status CODE with "Location: URL" (to is percent-decoded)
   /loop/N                    302 to /loop/N+1, forever
+  /chain/N                   N redirects (302 to /chain/N-1), then 200
   /headers?n=N&size=S        N extra response headers of S bytes each
   /chunked-endless           chunked body that never ends
   /declared?len=N&send=M     Content-Length N, then M bytes, then close
@@ -159,6 +160,11 @@ class Handler(BaseHTTPRequestHandler):
                 [("Content-Type", "application/json")])
         if what == "redirect":
             return self.send(int(arg), b"moved\n", [("Location", q.get("to", "/"))])
+        if what == "chain":
+            n = int(arg)
+            if n == 0:
+                return self.send(200, b"end of chain\n")
+            return self.send(302, b"next\n", [("Location", "/chain/%d" % (n - 1))])
         if what == "loop":
             return self.send(302, b"again\n", [("Location", "/loop/%d" % (int(arg) + 1))])
         if what == "headers":

@@ -694,6 +694,49 @@ static void test_faults(struct px_pep_handler *h)
 	result_free(&r);
 }
 
+/* Workers share one handler: each thread checks its own bodies while the others run. */
+#define CONC_THREADS  8
+#define CONC_REQUESTS 25
+
+static struct px_pep_handler *conc_handler;
+static void *conc_worker(void *arg)
+{
+	size_t k = (size_t)(uintptr_t)arg, good = 0;
+	for (size_t i = 0; i < CONC_REQUESTS; i++) {
+		size_t n = 1000 + k * 7919 + i * 131;
+		_cleanup_free_ char *url =
+		        xasprintf("http://upstream.test:%d/bytes/%zu", http_port[i % 2], n);
+		struct px_pep_request req = {.method = (char *)"GET", .url = url};
+		struct px_pep_response resp;
+		struct px_pep_trace tr;
+		px_pep_handle(conc_handler, &req, &resp, &tr);
+		if (resp.code == PX_PEP_OK && resp.status == 200 &&
+		    is_pattern(resp.body, resp.body_len, n))
+			good++;
+		px_pep_response_free(&resp);
+		px_pep_trace_free(&tr);
+	}
+	return (void *)(uintptr_t)good;
+}
+
+static void test_concurrent(struct px_pep_handler *h)
+{
+	pthread_t t[CONC_THREADS];
+	size_t good = 0;
+	conc_handler = h;
+	clear_log();
+	for (size_t k = 0; k < CONC_THREADS; k++)
+		pthread_create(&t[k], NULL, conc_worker, (void *)(uintptr_t)k);
+	for (size_t k = 0; k < CONC_THREADS; k++) {
+		void *g = NULL;
+		pthread_join(t[k], &g);
+		good += (size_t)(uintptr_t)g;
+	}
+	is_int(good, CONC_THREADS * CONC_REQUESTS,
+	       "concurrent requests on one handler: every body exact");
+	is_int(log_count(), CONC_THREADS * CONC_REQUESTS, "each reached the upstream once");
+}
+
 static void test_report(void)
 {
 	struct px_pep_handler *h = std_handler("mode: report\n");
@@ -864,6 +907,7 @@ int main(void)
 		test_redirects(h);
 		test_hygiene(h);
 		test_faults(h);
+		test_concurrent(h);
 		px_pep_handler_free(h);
 	}
 	test_limits();

@@ -7,6 +7,7 @@
 #   make fuzz       build the libFuzzer targets (clang) into build-fuzz/
 #   make fuzz-run   run each for FUZZ_SECONDS (default 60)
 #   make install    install pexi, its man pages and data (honours PREFIX and DESTDIR)
+#   make demo       the whole mission on this machine: build, boot, mediated fetches, down
 
 VERSION  := 0.1.0
 PREFIX   ?= /usr/local
@@ -64,7 +65,7 @@ else
 Q := @
 endif
 
-.PHONY: all deps test check fuzz fuzz-run install clean format lint test-programs fuzz-targets shim guest
+.PHONY: all deps test check fuzz fuzz-run install clean format lint test-programs fuzz-targets shim guest demo
 # The guest helper is a static Linux binary: built where the host is Linux.
 ifeq ($(shell uname -s),Linux)
 GUEST_ARCH := $(shell uname -m)
@@ -188,6 +189,13 @@ install: $(BUILD)/pexi $(if $(GUEST_ARCH),guest)
 
 deps:
 	sh .ci/install-deps
+
+# The whole mission on this machine: dependencies, pexi and its guest helper, then
+# examples/demo/run (local base image and signed repository, pexi build, pexi up, an
+# allowed and a denied fetch, the audit log, pexi down). Its files go to .pexi/demo.
+demo: deps
+	$(MAKE) pexi guest
+	sh examples/demo/run
 
 clean:
 	rm -rf build build-san build-fuzz pexi guest

@@ -122,7 +122,10 @@ static int patch_file(struct px_extfs *fs, const struct px_patch_opts *o,
                       const struct px_file_entry *f, struct px_err **err)
 {
 	struct px_extfs_attrs a = {f->mode, f->uid, f->gid, o->mtime};
-	/* The manifest checks guarantee exactly one kind of content and a mode within 07777. */
+	/* The manifest checks guarantee exactly one kind of content; the mode is checked here
+	 * too because callers may build entries without a manifest. */
+	if (f->mode & ~07777u)
+		return px_err_set(err, PX_EXIT_MANIFEST, "mode %o has bits beyond 07777", f->mode);
 	if (f->symlink)
 		return px_extfs_symlink(fs, f->path, f->symlink, &a, err);
 	if (f->content)

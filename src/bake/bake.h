@@ -34,13 +34,13 @@ struct px_bake_lock {
 
 struct px_bake_ctx {
 	const struct px_manifest *m;
-	const char *disk_path;        /* raw disk image, modified in place */
-	uint64_t root_offset;         /* byte offset of the ext4 root filesystem */
-	uint64_t root_size;           /* its size in bytes */
-	const char *cache_dir;        /* download cache (indexes and .apk files by digest) */
-	const char *work_dir;         /* scratch space on a local filesystem */
-	int64_t source_date_epoch;    /* clamps every timestamp written */
-	bool offline;                 /* only the cache may be used */
+	const char *disk_path;             /* raw disk image, modified in place */
+	uint64_t root_offset;              /* byte offset of the ext4 root filesystem */
+	uint64_t root_size;                /* its size in bytes */
+	const char *cache_dir;             /* download cache (indexes and .apk files by digest) */
+	const char *work_dir;              /* scratch space on a local filesystem */
+	int64_t source_date_epoch;         /* clamps every timestamp written */
+	bool offline;                      /* only the cache may be used */
 	const struct px_bake_lock *frozen; /* non-NULL: install exactly this set or fail */
 };
 
@@ -53,9 +53,14 @@ struct px_bake_result {
 
 /* Installs ctx->m->packages.add by ctx->m->packages.method. */
 int px_bake_run(const struct px_bake_ctx *ctx, struct px_bake_result *ret, struct px_err **err);
-int px_bake_offline(const struct px_bake_ctx *ctx, struct px_bake_result *ret,
-                    struct px_err **err);
+int px_bake_offline(const struct px_bake_ctx *ctx, struct px_bake_result *ret, struct px_err **err);
 int px_bake_chroot(const struct px_bake_ctx *ctx, struct px_bake_result *ret, struct px_err **err);
 void px_bake_result_free(struct px_bake_result *r);
+void px_bake_lock_free(struct px_bake_lock *l);
+
+/* What the offline method's result depends on upstream: one line per repository with the
+ * SHA-256 of its APKINDEX.tar.gz as fetched now (from the cache when ctx->offline), for the
+ * stage key. The indexes are kept for the bake that follows in the same process. */
+int px_bake_index_digests(const struct px_bake_ctx *ctx, char **ret, struct px_err **err);
 
 #endif

@@ -5,6 +5,7 @@
 #include "core/common.h"
 
 #include "cli.h"
+#include "core/buf.h"
 #include "core/log.h"
 #include "image/pipeline.h"
 #include "image/seal.h"
@@ -28,6 +29,8 @@ static void print_table(const struct px_build_report *r, bool plan)
 		else
 			printf("%-8s  %8s  %-6s  -\n", s->name, t, state);
 	}
+	if (!plan && r->bake.n_pkgs)
+		printf("installed %zu package%s\n", r->bake.n_pkgs, r->bake.n_pkgs == 1 ? "" : "s");
 	if (!plan)
 		printf("built %s and %s in %.2fs\n", r->disk_path, r->seed_path, r->seconds);
 }
@@ -46,14 +49,12 @@ static int print_plan_json(const struct px_manifest *m, const struct px_build_re
 int cmd_build(int argc, char **argv, struct px_err **err)
 {
 	static const struct option longopts[] = {
-	        {"file", required_argument, NULL, 'f'},
-	        {"plan", no_argument, NULL, 'p'},
-	        {"json", no_argument, NULL, 'j'},
-	        {"offline", no_argument, NULL, 'o'},
-	        {NULL, 0, NULL, 0},
+	        {"file", required_argument, NULL, 'f'}, {"plan", no_argument, NULL, 'p'},
+	        {"json", no_argument, NULL, 'j'},       {"offline", no_argument, NULL, 'o'},
+	        {"frozen", no_argument, NULL, 'z'},     {NULL, 0, NULL, 0},
 	};
 	const char *file = "pexi.yml";
-	bool json = false;
+	bool json = false, frozen = false;
 	struct px_build_opts opts = {0};
 	int c;
 	while ((c = getopt_long(argc, argv, "+:f:", longopts, NULL)) != -1) {
@@ -70,6 +71,9 @@ int cmd_build(int argc, char **argv, struct px_err **err)
 		case 'o':
 			opts.offline = true;
 			break;
+		case 'z':
+			frozen = true;
+			break;
 		case ':':
 			return cli_usage_error("build", err, "option '%s' needs a file name",
 			                       argv[optind - 1]);
@@ -85,11 +89,25 @@ int cmd_build(int argc, char **argv, struct px_err **err)
 	if (px_manifest_load(file, &m, err) < 0)
 		return -1;
 
+	_cleanup_(px_bake_lock_free) struct px_bake_lock lock = {0};
+	if (frozen) {
+		if (px_build_read_lock(m, &lock, err) < 0)
+			return -1;
+		opts.frozen = &lock;
+	}
+
 	struct px_build_report r;
 	int rc = px_build_run(m, &opts, &r, err);
 	if (rc == 0) {
-		if (r.pending_packages_note)
-			px_log_warn("%s", r.pending_packages_note);
+		if (r.bake.n_deferred) {
+			/* Scripts pexi cannot run on the build host run once at first boot. */
+			struct px_buf b = PX_BUF_INIT;
+			for (size_t i = 0; i < r.bake.n_deferred; i++)
+				px_buf_printf(&b, "%s%s", i ? ", " : "", r.bake.deferred[i]);
+			px_log_warn("package scripts deferred to first boot (pexi-firstboot): %s",
+			            b.data);
+			px_buf_free(&b);
+		}
 		if (opts.plan_only && json) {
 			rc = print_plan_json(m, &r, err);
 		} else if (opts.plan_only) {

@@ -6,6 +6,7 @@
 #include "core/common.h"
 
 #include "core/buf.h"
+#include "bake/bake.h"
 #include "core/file.h"
 #include "core/log.h"
 #include "image/cloudinit.h"
@@ -26,10 +27,11 @@
 #define GROW_VERSION    "grow/1"
 #define FSGROW_VERSION  "fsgrow/1"
 #define PATCH_VERSION   "patch/1"
+#define BAKE_VERSION    "bake/1"
 #define SEED_VERSION    "seed/1"
 
 static const char *const stage_names[PX_STAGE_COUNT] = {
-        "fetch", "convert", "grow", "fsgrow", "patch", "seed", "seal",
+        "fetch", "convert", "grow", "fsgrow", "patch", "bake", "seed", "seal",
 };
 
 const char *px_stage_name(enum px_stage s)
@@ -270,6 +272,40 @@ static int patch_params(const struct px_manifest *m, const struct px_file_entry 
 	return 0;
 }
 
+/* The bake stage's parameters: the package request, where packages come from and, for the
+ * offline method, the digest of every repository index as it is now, so that a change
+ * upstream rebuilds the image (and, with --frozen, fails naming what changed). */
+static int bake_params(struct build *b, char **ret, struct px_err **err)
+{
+	const struct px_manifest *m = b->m;
+	_cleanup_buf_ struct px_buf p = PX_BUF_INIT;
+	px_buf_printf(&p, "%s\nmethod=%d\nexecutor=%d\nallow_untrusted=%d\narch=%s\n", BAKE_VERSION,
+	              (int)m->packages.method, (int)m->packages.executor,
+	              (int)m->packages.allow_untrusted, px_arch_name(m->arch));
+	for (size_t i = 0; i < m->packages.add.n; i++)
+		px_buf_printf(&p, "add=%s\n", m->packages.add.v[i]);
+	for (size_t i = 0; i < m->packages.repositories.n; i++)
+		px_buf_printf(&p, "repository=%s\n", m->packages.repositories.v[i]);
+	for (size_t i = 0; i < m->packages.keys.n; i++)
+		px_buf_printf(&p, "key=%s\n", m->packages.keys.v[i]);
+	if (b->opts->frozen) {
+		for (size_t i = 0; i < b->opts->frozen->n; i++) {
+			const struct px_bake_pkg *l = &b->opts->frozen->v[i];
+			px_buf_printf(&p, "frozen=%s %s %s\n", l->name, l->version, l->checksum);
+		}
+	}
+	if (m->packages.add.n && m->packages.method == PX_PKG_OFFLINE) {
+		_cleanup_free_ char *digests = NULL;
+		struct px_bake_ctx ctx = {
+		        .m = m, .cache_dir = b->cache_dir, .offline = b->opts->offline};
+		if (px_bake_index_digests(&ctx, &digests, err) < 0)
+			return px_err_wrap(err, "reading the package indexes");
+		px_buf_puts(&p, digests);
+	}
+	*ret = px_buf_steal(&p, NULL);
+	return 0;
+}
+
 static int compute_keys(struct build *b, struct px_err **err)
 {
 	const struct px_manifest *m = b->m;
@@ -293,6 +329,11 @@ static int compute_keys(struct build *b, struct px_err **err)
 	                 err) < 0)
 		return -1;
 	make_key(s[PX_STAGE_PATCH].key, s[PX_STAGE_FSGROW].key, p);
+	free(p);
+	p = NULL;
+	if (bake_params(b, &p, err) < 0)
+		return -1;
+	make_key(s[PX_STAGE_BAKE].key, s[PX_STAGE_PATCH].key, p);
 
 	/* The seed's key is its content: render it now (cheap) and hash what would be written. */
 	if (px_cloudinit_render(m, NULL, &b->seed, err) < 0)
@@ -407,15 +448,54 @@ static int patch_image(struct build *b, const char *image, struct px_err **err)
 	return px_patch(&po, err);
 }
 
+/* Installs the manifest's packages into the work copy 'image' in place. */
+static int bake_image(struct build *b, const char *image, struct px_err **err)
+{
+	const struct px_manifest *m = b->m;
+	struct px_partition part;
+	if (px_gpt_find_root(image, m->disk.root_partition, &part, err) < 0)
+		return -1;
+	_cleanup_free_ char *work = xasprintf("%s/bake", b->stages_dir);
+	struct px_bake_ctx ctx = {
+	        .m = m,
+	        .disk_path = image,
+	        .root_offset = part.start,
+	        .root_size = part.size,
+	        .cache_dir = b->cache_dir,
+	        .work_dir = work,
+	        .source_date_epoch = b->r->source_date_epoch,
+	        .offline = b->opts->offline,
+	        .frozen = b->opts->frozen,
+	};
+	return px_bake_run(&ctx, &b->r->bake, err);
+}
+
+/* Patch and bake share one work copy of the grown image, renamed to disk.raw only when
+ * both succeeded: a failed bake leaves the previous disk.raw untouched. */
 static int run_patch(struct build *b, struct px_err **err)
 {
+	struct px_stage_report *s = b->r->stages;
 	_cleanup_free_ char *tmp = temp_name(b->r->build_dir, "disk.raw");
-	if (px_sparse_copy(b->fsgrow_path, tmp, err) < 0 || patch_image(b, tmp, err) < 0 ||
-	    sync_and_rename(tmp, b->r->disk_path, err) < 0) {
-		unlink(tmp);
-		return -1;
+	double t0 = now();
+	if (px_sparse_copy(b->fsgrow_path, tmp, err) < 0 || patch_image(b, tmp, err) < 0) {
+		px_err_wrap(err, "stage 'patch'");
+		goto fail;
+	}
+	double t1 = now();
+	s[PX_STAGE_PATCH].seconds = t1 - t0;
+	if (bake_image(b, tmp, err) < 0) {
+		px_err_wrap(err, "stage 'bake'");
+		goto fail;
+	}
+	s[PX_STAGE_BAKE].seconds = now() - t1;
+	if (sync_and_rename(tmp, b->r->disk_path, err) < 0) {
+		px_err_wrap(err, "stage 'bake'");
+		goto fail;
 	}
 	return 0;
+fail:
+	unlink(tmp);
+	return -1;
 }
 
 /* Runs one stage function and times it unless it timed itself. */
@@ -443,8 +523,8 @@ static int run_seal(struct build *b, struct px_err **err)
 	struct px_stage_report *s = b->r->stages;
 	/* The disk digest is recomputed only when the disk was rebuilt: hashing gigabytes is
 	 * the one thing an unchanged rebuild must not do. */
-	if (!s[PX_STAGE_PATCH].cached) {
-		if (px_sha256_file_hex(b->r->disk_path, s[PX_STAGE_PATCH].output, err) < 0)
+	if (!s[PX_STAGE_BAKE].cached) {
+		if (px_sha256_file_hex(b->r->disk_path, s[PX_STAGE_BAKE].output, err) < 0)
 			return -1;
 	}
 	return px_seal_write(b->m, b->r, err);
@@ -458,7 +538,6 @@ static void resolve_dirs(struct build *b)
 	b->r->disk_path = xasprintf("%s/disk.raw", b->r->build_dir);
 	b->r->seed_path = xasprintf("%s/seed.iso", b->r->build_dir);
 	b->stages_dir = xasprintf("%s/stages", b->r->build_dir);
-	b->cache_dir = px_fetch_default_cache_dir(m->dir);
 	b->convert_path =
 	        xasprintf("%s/convert-%s.raw", b->stages_dir, b->r->stages[PX_STAGE_CONVERT].key);
 	b->fsgrow_path =
@@ -486,8 +565,9 @@ static void build_free(struct build *b)
 static void decide(struct build *b, bool need[PX_STAGE_COUNT])
 {
 	struct px_stage_report *s = b->r->stages;
-	need[PX_STAGE_PATCH] = !px_seal_output_current(&b->prev, "disk.raw", b->r->disk_path,
-	                                               s[PX_STAGE_PATCH].key);
+	need[PX_STAGE_BAKE] = !px_seal_output_current(&b->prev, "disk.raw", b->r->disk_path,
+	                                              s[PX_STAGE_BAKE].key);
+	need[PX_STAGE_PATCH] = need[PX_STAGE_BAKE];
 	need[PX_STAGE_FSGROW] = need[PX_STAGE_PATCH] && !exists(b->fsgrow_path);
 	need[PX_STAGE_GROW] = need[PX_STAGE_FSGROW];
 	need[PX_STAGE_CONVERT] = need[PX_STAGE_FSGROW] && !exists(b->convert_path);
@@ -497,13 +577,13 @@ static void decide(struct build *b, bool need[PX_STAGE_COUNT])
 	need[PX_STAGE_SEAL] = true;
 	for (int i = 0; i < PX_STAGE_COUNT; i++)
 		s[i].cached = !need[i];
-	if (!need[PX_STAGE_PATCH])
-		snprintf(s[PX_STAGE_PATCH].output, PX_SHA256_HEX, "%s",
+	if (!need[PX_STAGE_BAKE])
+		snprintf(s[PX_STAGE_BAKE].output, PX_SHA256_HEX, "%s",
 		         px_seal_previous_digest(&b->prev, "disk.raw"));
 	if (!need[PX_STAGE_SEED])
 		snprintf(s[PX_STAGE_SEED].output, PX_SHA256_HEX, "%s",
 		         px_seal_previous_digest(&b->prev, "seed.iso"));
-	s[PX_STAGE_PATCH].output_name = "disk.raw";
+	s[PX_STAGE_BAKE].output_name = "disk.raw";
 	s[PX_STAGE_SEED].output_name = "seed.iso";
 }
 
@@ -515,15 +595,13 @@ int px_build_run(const struct px_manifest *m, const struct px_build_opts *opts,
 	memset(ret, 0, sizeof(*ret));
 	for (int i = 0; i < PX_STAGE_COUNT; i++)
 		ret->stages[i].name = stage_names[i];
-	if (m->packages.add.n > 0)
-		ret->pending_packages_note = "the bake stage (package installation) is not built "
-		                             "yet: listed packages are not installed";
 
 	int r = -1;
 	_cleanup_close_ int lock_fd = -1;
 	if (px_build_epoch(m, &ret->source_date_epoch, err) < 0)
 		goto out;
 	make_template_vars(&b);
+	b.cache_dir = px_fetch_default_cache_dir(m->dir);
 	if (make_files(&b, err) < 0 || compute_keys(&b, err) < 0)
 		goto out;
 	resolve_dirs(&b);
@@ -559,7 +637,7 @@ int px_build_run(const struct px_manifest *m, const struct px_build_opts *opts,
 			goto out;
 		prune(b.stages_dir, "fsgrow-", strrchr(b.fsgrow_path, '/') + 1);
 	}
-	if (need[PX_STAGE_PATCH] && timed(&b, PX_STAGE_PATCH, run_patch, err) < 0)
+	if (need[PX_STAGE_PATCH] && run_patch(&b, err) < 0)
 		goto out;
 	if (need[PX_STAGE_SEED] && timed(&b, PX_STAGE_SEED, run_seed, err) < 0)
 		goto out;
@@ -579,4 +657,13 @@ void px_build_report_free(struct px_build_report *r)
 	free(r->disk_path);
 	free(r->seed_path);
 	r->build_dir = r->disk_path = r->seed_path = NULL;
+	px_bake_result_free(&r->bake);
+}
+
+int px_build_read_lock(const struct px_manifest *m, struct px_bake_lock *ret, struct px_err **err)
+{
+	const char *dir = m->build.dir ? m->build.dir : ".pexi/build";
+	_cleanup_free_ char *build_dir =
+	        dir[0] == '/' ? xstrdup(dir) : xasprintf("%s/%s", m->dir, dir);
+	return px_seal_read_lock(build_dir, ret, err);
 }

@@ -1,4 +1,5 @@
-/* The `pexi build` pipeline: fetch -> convert -> grow -> fsgrow -> patch -> seed -> seal.
+/* The `pexi build` pipeline: fetch -> convert -> grow -> fsgrow -> patch -> bake -> seed ->
+ * seal.
  *
  * Every stage is a function of its inputs. Its key is the SHA-256 of the stage's name and
  * version, the previous stage's key and the stage's own parameters, so an input change
@@ -6,7 +7,8 @@
  *
  *   stages/convert-KEY.raw   the base image as a sparse raw file
  *   stages/fsgrow-KEY.raw    grown GPT and ext4 (grow and fsgrow share one work file)
- *   disk.raw                 patched image (its key and file identity are in build.json)
+ *   disk.raw                 patched and baked image (the bake key and its file identity
+ *                            are in build.json; patch and bake run on one work copy)
  *   seed.iso                 the cidata seed
  *   pexi.lock, build.json    the seal
  *
@@ -18,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "bake/bake.h"
 #include "core/sha256.h"
 
 struct px_err;
@@ -29,6 +32,7 @@ enum px_stage {
 	PX_STAGE_GROW,
 	PX_STAGE_FSGROW,
 	PX_STAGE_PATCH,
+	PX_STAGE_BAKE,
 	PX_STAGE_SEED,
 	PX_STAGE_SEAL,
 	PX_STAGE_COUNT,
@@ -37,6 +41,7 @@ enum px_stage {
 struct px_build_opts {
 	bool offline;   /* use only the download cache */
 	bool plan_only; /* compute keys and report what would run; change nothing */
+	const struct px_bake_lock *frozen; /* --frozen: install exactly this package set */
 };
 
 struct px_stage_report {
@@ -55,7 +60,7 @@ struct px_build_report {
 	char *seed_path;
 	int64_t source_date_epoch;
 	double seconds;
-	const char *pending_packages_note; /* non-NULL when packages are listed but not baked */
+	struct px_bake_result bake; /* what the bake stage installed (empty when cached) */
 };
 
 /* Runs (or with plan_only, plans) the pipeline for a loaded manifest. */
@@ -63,6 +68,10 @@ int px_build_run(const struct px_manifest *m, const struct px_build_opts *opts,
                  struct px_build_report *ret, struct px_err **err);
 void px_build_report_free(struct px_build_report *r);
 const char *px_stage_name(enum px_stage s);
+
+/* Reads the package set of the build dir's pexi.lock (for --frozen). A missing lock is a
+ * PX_EXIT_USAGE error saying a build must have written one first. */
+int px_build_read_lock(const struct px_manifest *m, struct px_bake_lock *ret, struct px_err **err);
 
 /* The build's fixed timestamp: $SOURCE_DATE_EPOCH, else build.source_date_epoch, else a
  * value derived from the base image digest (fixed for fixed inputs). */

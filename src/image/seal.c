@@ -111,12 +111,17 @@ char *px_seal_report_json(const struct px_manifest *m, const struct px_build_rep
 		cJSON_AddItemToArray(stages, o);
 	}
 	cJSON *outputs = cJSON_AddObjectToObject(root, "outputs");
-	add_output(outputs, "disk.raw", r->disk_path, r->stages[PX_STAGE_PATCH].key,
-	           r->stages[PX_STAGE_PATCH].output);
+	add_output(outputs, "disk.raw", r->disk_path, r->stages[PX_STAGE_BAKE].key,
+	           r->stages[PX_STAGE_BAKE].output);
 	add_output(outputs, "seed.iso", r->seed_path, r->stages[PX_STAGE_SEED].key,
 	           r->stages[PX_STAGE_SEED].output);
-	if (r->pending_packages_note)
-		cJSON_AddStringToObject(root, "note", r->pending_packages_note);
+	if (!r->stages[PX_STAGE_BAKE].cached && r->stages[PX_STAGE_BAKE].key[0]) {
+		cJSON *bake = cJSON_AddObjectToObject(root, "bake");
+		cJSON_AddNumberToObject(bake, "installed", (double)r->bake.n_pkgs);
+		cJSON *d = cJSON_AddArrayToObject(bake, "deferred_scripts");
+		for (size_t i = 0; i < r->bake.n_deferred; i++)
+			cJSON_AddItemToArray(d, cJSON_CreateString(r->bake.deferred[i]));
+	}
 	cJSON_AddNumberToObject(root, "seconds", (double)(int64_t)(r->seconds * 1e4) / 1e4);
 	char *text = cJSON_Print(root);
 	cJSON_Delete(root);
@@ -125,19 +130,95 @@ char *px_seal_report_json(const struct px_manifest *m, const struct px_build_rep
 	return text;
 }
 
-static char *lock_json(const struct px_manifest *m)
+static cJSON *pkg_json(const struct px_bake_pkg *p)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "name", p->name);
+	cJSON_AddStringToObject(o, "version", p->version);
+	cJSON_AddStringToObject(o, "checksum", p->checksum);
+	cJSON_AddStringToObject(o, "repository", p->repository);
+	return o;
+}
+
+static char *lock_path(const char *build_dir)
+{
+	return xasprintf("%s/pexi.lock", build_dir);
+}
+
+static cJSON *read_lock_json(const char *build_dir)
+{
+	_cleanup_free_ char *path = lock_path(build_dir);
+	_cleanup_free_ char *text = NULL;
+	struct px_err *ignored = NULL;
+	if (px_file_read(path, BUILD_JSON_MAX, &text, NULL, &ignored) < 0) {
+		px_err_free(ignored);
+		return NULL;
+	}
+	return cJSON_Parse(text);
+}
+
+/* pexi.lock: the base image and every package the bake stage installed. When the bake
+ * stage was cached, the image still holds the packages of the previous lock, so those are
+ * carried over. */
+static char *lock_json(const struct px_manifest *m, const struct px_build_report *r)
 {
 	cJSON *root = cJSON_CreateObject();
 	cJSON_AddNumberToObject(root, "lockfile_version", 1);
 	cJSON *base = cJSON_AddObjectToObject(root, "base");
 	cJSON_AddStringToObject(base, "url", m->base.url ? m->base.url : "");
 	cJSON_AddStringToObject(base, "sha256", m->base.sha256 ? m->base.sha256 : "");
-	cJSON_AddArrayToObject(root, "packages");
+	if (r->stages[PX_STAGE_BAKE].cached) {
+		cJSON *prev = read_lock_json(r->build_dir);
+		cJSON *pkgs = cJSON_DetachItemFromObjectCaseSensitive(prev, "packages");
+		cJSON_Delete(prev);
+		if (!cJSON_IsArray(pkgs)) {
+			cJSON_Delete(pkgs);
+			pkgs = cJSON_CreateArray();
+		}
+		cJSON_AddItemToObject(root, "packages", pkgs);
+	} else {
+		cJSON *pkgs = cJSON_AddArrayToObject(root, "packages");
+		for (size_t i = 0; i < r->bake.n_pkgs; i++)
+			cJSON_AddItemToArray(pkgs, pkg_json(&r->bake.pkgs[i]));
+	}
 	char *text = cJSON_Print(root);
 	cJSON_Delete(root);
 	if (!text)
 		abort();
 	return text;
+}
+
+int px_seal_read_lock(const char *build_dir, struct px_bake_lock *ret, struct px_err **err)
+{
+	_cleanup_free_ char *path = lock_path(build_dir);
+	cJSON *root = read_lock_json(build_dir);
+	const cJSON *pkgs = cJSON_GetObjectItemCaseSensitive(root, "packages");
+	if (!cJSON_IsArray(pkgs)) {
+		cJSON_Delete(root);
+		return px_err_set(err, PX_EXIT_USAGE,
+		                  "--frozen needs the package list of '%s'; run 'pexi build' "
+		                  "once without --frozen to write it",
+		                  path);
+	}
+	struct px_bake_lock l = {0};
+	l.v = xcalloc((size_t)cJSON_GetArraySize(pkgs) + 1, sizeof(*l.v));
+	const cJSON *p;
+	cJSON_ArrayForEach(p, pkgs)
+	{
+		const char *name = string(p, "name"), *version = string(p, "version");
+		if (!*name || !*version) {
+			px_bake_lock_free(&l);
+			cJSON_Delete(root);
+			return px_err_set(err, PX_EXIT_INPUT,
+			                  "'%s': a package without name or version", path);
+		}
+		l.v[l.n++] = (struct px_bake_pkg){xstrdup(name), xstrdup(version),
+		                                  xstrdup(string(p, "checksum")),
+		                                  xstrdup(string(p, "repository"))};
+	}
+	cJSON_Delete(root);
+	*ret = l;
+	return 0;
 }
 
 /* Writes path atomically unless it already holds exactly 'text' (keeps its mtime). */
@@ -153,10 +234,10 @@ static int write_if_changed(const char *path, const char *text, struct px_err **
 
 int px_seal_write(const struct px_manifest *m, const struct px_build_report *r, struct px_err **err)
 {
-	_cleanup_free_ char *lock_path = xasprintf("%s/pexi.lock", r->build_dir);
-	_cleanup_free_ char *lock = lock_json(m);
+	_cleanup_free_ char *lpath = lock_path(r->build_dir);
+	_cleanup_free_ char *lock = lock_json(m, r);
 	_cleanup_free_ char *lock_text = xasprintf("%s\n", lock);
-	if (write_if_changed(lock_path, lock_text, err) < 0)
+	if (write_if_changed(lpath, lock_text, err) < 0)
 		return -1;
 	_cleanup_free_ char *json_path = xasprintf("%s/build.json", r->build_dir);
 	_cleanup_free_ char *json = px_seal_report_json(m, r);

@@ -7,6 +7,8 @@
 
 #include <stdbool.h>
 
+#include "bake/bake.h"
+
 struct px_err;
 struct px_manifest;
 struct px_build_report;
@@ -25,6 +27,10 @@ bool px_seal_output_current(const struct px_seal_previous *p, const char *name, 
                             const char *key);
 /* The previously recorded digest of output 'name', or "". */
 const char *px_seal_previous_digest(const struct px_seal_previous *p, const char *name);
+
+/* Reads the package list of BUILD_DIR/pexi.lock (for --frozen); a missing lock or one
+ * without a package list is a PX_EXIT_USAGE error. */
+int px_seal_read_lock(const char *build_dir, struct px_bake_lock *ret, struct px_err **err);
 
 /* Writes pexi.lock (only when its content changes) and build.json, both atomically. */
 int px_seal_write(const struct px_manifest *m, const struct px_build_report *r,

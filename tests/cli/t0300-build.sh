@@ -114,7 +114,7 @@ test_expect_success 'build.json records every stage and the output digests' '
 	import json, sys, hashlib
 	d = json.load(open(sys.argv[1]))
 	names = [s["name"] for s in d["stages"]]
-	assert names == ["fetch", "convert", "grow", "fsgrow", "patch", "seed", "seal"], names
+	assert names == ["fetch", "convert", "grow", "fsgrow", "patch", "bake", "seed", "seal"], names
 	def sha(p):
 	    h = hashlib.sha256()
 	    with open(p, "rb") as f:

@@ -176,6 +176,8 @@ install: $(BUILD)/pexi $(if $(GUEST_ARCH),guest)
 	install -m 755 $(BUILD)/pexi '$(DESTDIR)$(BINDIR)/pexi'
 	install -m 644 pexi.schema.json '$(DESTDIR)$(DATADIR)/'
 	install -m 644 recipes/*.yml '$(DESTDIR)$(DATADIR)/recipes/'
+	install -d '$(DESTDIR)$(DATADIR)/keys'
+	install -m 644 keys/*.pub '$(DESTDIR)$(DATADIR)/keys/'
 	for f in $$(find templates -type f); do \
 		install -D -m 644 $$f '$(DESTDIR)$(DATADIR)/'$$f; done
 	install -d '$(DESTDIR)$(MANDIR)/man1' '$(DESTDIR)$(MANDIR)/man5'

@@ -67,19 +67,20 @@ struct opts {
 static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void logmsg(const char *fmt, ...)
 {
+	static const char prefix[] = "pexi-guest: ";
 	char line[1024];
+	memcpy(line, prefix, sizeof(prefix) - 1);
+	size_t room = sizeof(line) - (sizeof(prefix) - 1) - 1;
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	int n = vsnprintf(line + sizeof(prefix) - 1, room, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return;
-	if ((size_t)n > sizeof(line) - 2)
-		n = (int)sizeof(line) - 2;
-	line[n++] = '\n';
+	size_t len = sizeof(prefix) - 1 + ((size_t)n < room ? (size_t)n : room - 1);
+	line[len++] = '\n';
 	/* One write per line, so lines from the helper stay whole on a shared console. */
-	ssize_t w = write(STDERR_FILENO, "pexi-guest: ", 12);
-	w = write(STDERR_FILENO, line, (size_t)n);
+	ssize_t w = write(STDERR_FILENO, line, len);
 	(void)w;
 }
 

@@ -69,6 +69,11 @@ endif
 # The guest helper is a static Linux binary: built where the host is Linux.
 ifeq ($(shell uname -s),Linux)
 GUEST_ARCH := $(shell uname -m)
+# The helper for the other architecture, where its cross compiler is installed (Debian:
+# gcc-aarch64-linux-gnu with libc6-dev-arm64-cross, or gcc-x86-64-linux-gnu).
+GUEST_OTHER := $(if $(filter x86_64,$(GUEST_ARCH)),aarch64,x86_64)
+GUEST_CROSS ?= $(GUEST_OTHER)-linux-gnu-gcc
+GUEST_CROSS_BIN := $(if $(shell command -v $(GUEST_CROSS) 2>/dev/null),$(BUILD)/guest/$(GUEST_OTHER)/pexi-guest)
 all: pexi guest
 else
 all: pexi
@@ -85,15 +90,23 @@ $(BUILD)/pexi: $(CLI_OBJ) $(LIB)
 # `pexi build` installs it from guest/ARCH/ in its data directories (beside ./pexi, beside
 # $(BUILD)/pexi, or DATADIR once installed) into images that run the pexi-boot service.
 GUEST_SRC := $(sort $(wildcard src/guest/*.c))
-guest: $(BUILD)/pexi-guest
+GUEST_FLAGS = -static -Os -std=c11 -D_GNU_SOURCE $(WARNINGS) $(HARDEN) -Isrc
+guest: $(BUILD)/pexi-guest $(GUEST_CROSS_BIN)
 	@mkdir -p guest/$(GUEST_ARCH) $(BUILD)/guest/$(GUEST_ARCH)
 	cp $< guest/$(GUEST_ARCH)/pexi-guest
 	cp $< $(BUILD)/guest/$(GUEST_ARCH)/pexi-guest
+	$(if $(GUEST_CROSS_BIN),@mkdir -p guest/$(GUEST_OTHER))
+	$(if $(GUEST_CROSS_BIN),cp $(GUEST_CROSS_BIN) guest/$(GUEST_OTHER)/pexi-guest)
+
+$(BUILD)/guest/$(GUEST_OTHER)/pexi-guest: $(GUEST_SRC) $(wildcard src/guest/*.h)
+	@mkdir -p $(@D)
+	@echo "  CCLD    $@"
+	$(Q)$(GUEST_CROSS) $(GUEST_FLAGS) -o $@ $(GUEST_SRC)
 
 $(BUILD)/pexi-guest: $(GUEST_SRC) $(wildcard src/guest/*.h)
 	@mkdir -p $(@D)
 	@echo "  CCLD    $@"
-	$(Q)$(CC) -static -Os -std=c11 -D_GNU_SOURCE $(WARNINGS) $(HARDEN) -Isrc -o $@ $(GUEST_SRC)
+	$(Q)$(CC) $(GUEST_FLAGS) -o $@ $(GUEST_SRC)
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@

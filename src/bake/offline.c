@@ -7,6 +7,7 @@
 #include "apk/index.h"
 #include "apk/install.h"
 #include "apk/package.h"
+#include "apk/repo.h"
 #include "apk/sign.h"
 #include "apk/solver.h"
 #include "bake/bake.h"
@@ -18,7 +19,7 @@
 #include "manifest/datadir.h"
 #include "manifest/manifest.h"
 
-#define INDEX_MAX     (UINT64_C(256) << 20)
+#define INDEX_MAX     (UINT64_C(256) << 20) /* the installed database */
 #define PACKAGE_MAX   (UINT64_C(2) << 30)
 #define FIRSTBOOT_DIR "/var/lib/pexi/firstboot"
 
@@ -79,93 +80,6 @@ static int download(const char *url, uint64_t max, struct px_buf *ret, struct px
 	return 0;
 }
 
-static char *sha256_hex_of(const void *p, size_t n)
-{
-	uint8_t d[PX_SHA256_LEN];
-	char hex[PX_SHA256_HEX];
-	px_sha256_buf(p, n, d);
-	px_sha256_hex(d, hex);
-	return xstrdup(hex);
-}
-
-static char *index_url(const struct px_manifest *m, const char *repo)
-{
-	size_t n = strlen(repo);
-	while (n > 0 && repo[n - 1] == '/')
-		n--;
-	return xasprintf("%.*s/%s/APKINDEX.tar.gz", (int)n, repo, px_arch_name(m->arch));
-}
-
-/* An index as fetched: its bytes (cached under cache_dir/apk/index-<sha256 of the URL>). */
-static int fetch_index(const struct px_bake_ctx *ctx, const char *repo, struct px_buf *ret,
-                       struct px_err **err)
-{
-	_cleanup_free_ char *url = index_url(ctx->m, repo);
-	_cleanup_free_ char *dir = xasprintf("%s/apk", ctx->cache_dir);
-	_cleanup_free_ char *urlsum = sha256_hex_of(url, strlen(url));
-	_cleanup_free_ char *path = xasprintf("%s/index-%s.tar.gz", dir, urlsum);
-	if (ctx->offline) {
-		char *data = NULL;
-		size_t len = 0;
-		if (px_file_read(path, INDEX_MAX, &data, &len, err) < 0)
-			return px_err_wrap(err, "offline, and no cached index for '%s'", url);
-		*ret = (struct px_buf){data, len, len, 0};
-		return 0;
-	}
-	if (download(url, INDEX_MAX, ret, err) < 0)
-		return -1;
-	if (px_mkdir_p(dir, 0755, err) < 0 ||
-	    px_atomic_write_file(path, ret->data ? ret->data : "", ret->len, 0644, err) < 0) {
-		px_buf_free(ret);
-		return -1;
-	}
-	return 0;
-}
-
-/* Fetched indexes are remembered for the rest of the process, so that computing the stage
- * key and baking download each index once. */
-struct memo {
-	char *repo;
-	struct px_buf buf;
-};
-static struct memo *memos;
-static size_t n_memos;
-
-static int get_index(const struct px_bake_ctx *ctx, const char *repo, const struct px_buf **ret,
-                     struct px_err **err)
-{
-	for (size_t i = 0; i < n_memos; i++) {
-		if (strcmp(memos[i].repo, repo) == 0) {
-			*ret = &memos[i].buf;
-			return 0;
-		}
-	}
-	struct px_buf b = PX_BUF_INIT;
-	if (fetch_index(ctx, repo, &b, err) < 0)
-		return -1;
-	memos = xreallocarray(memos, n_memos + 1, sizeof(*memos));
-	memos[n_memos] = (struct memo){xstrdup(repo), b};
-	*ret = &memos[n_memos++].buf;
-	return 0;
-}
-
-int px_bake_index_digests(const struct px_bake_ctx *ctx, char **ret, struct px_err **err)
-{
-	const struct px_manifest *m = ctx->m;
-	struct px_buf out = PX_BUF_INIT;
-	for (size_t i = 0; i < m->packages.repositories.n; i++) {
-		const struct px_buf *b;
-		if (get_index(ctx, m->packages.repositories.v[i], &b, err) < 0) {
-			px_buf_free(&out);
-			return -1;
-		}
-		_cleanup_free_ char *d = sha256_hex_of(b->data ? b->data : "", b->len);
-		px_buf_printf(&out, "index=%s %s\n", m->packages.repositories.v[i], d);
-	}
-	*ret = px_buf_steal(&out, NULL);
-	return 0;
-}
-
 static int load_keys(const struct px_manifest *m, struct px_apk_keyring *kr, struct px_err **err)
 {
 	for (size_t i = 0; i < m->packages.keys.n; i++) {
@@ -185,6 +99,69 @@ static int load_keys(const struct px_manifest *m, struct px_apk_keyring *kr, str
 		if (px_apk_keyring_add_file(kr, path, err) < 0)
 			return px_err_wrap(err, "packages.keys '%s'", name);
 	}
+	return 0;
+}
+
+/* Indexes fetched while computing the stage key are kept for the bake that follows in the
+ * same process, so each is downloaded and verified once per build. */
+struct memo {
+	char *repo;
+	struct px_apk_index idx;
+	char sha256[PX_SHA256_HEX];
+	bool taken;
+};
+static struct memo *memos;
+static size_t n_memos;
+
+static int get_index(const struct px_bake_ctx *ctx, const struct px_apk_keyring *kr, size_t i,
+                     struct memo **ret, struct px_err **err)
+{
+	const struct px_manifest *m = ctx->m;
+	const char *repo = m->packages.repositories.v[i];
+	for (size_t k = 0; k < n_memos; k++) {
+		if (strcmp(memos[k].repo, repo) == 0 && !memos[k].taken) {
+			*ret = &memos[k];
+			return 0;
+		}
+	}
+	struct px_apk_repo_opts o = {
+	        .url = repo,
+	        .arch = px_arch_name(m->arch),
+	        .cache_dir = ctx->cache_dir,
+	        .offline = ctx->offline,
+	        .keys = kr,
+	        .allow_untrusted = m->packages.allow_untrusted,
+	        .repo = (int)i,
+	};
+	struct memo mm = {.repo = xstrdup(repo)};
+	if (px_apk_repo_fetch_index(&o, &mm.idx, mm.sha256, err) < 0) {
+		free(mm.repo);
+		return -1;
+	}
+	memos = xreallocarray(memos, n_memos + 1, sizeof(*memos));
+	memos[n_memos] = mm;
+	*ret = &memos[n_memos++];
+	return 0;
+}
+
+int px_bake_index_digests(const struct px_bake_ctx *ctx, char **ret, struct px_err **err)
+{
+	const struct px_manifest *m = ctx->m;
+	struct px_buf out = PX_BUF_INIT;
+	struct px_apk_keyring *kr = px_apk_keyring_new();
+	int r = load_keys(m, kr, err);
+	for (size_t i = 0; r == 0 && i < m->packages.repositories.n; i++) {
+		struct memo *mm;
+		r = get_index(ctx, kr, i, &mm, err);
+		if (r == 0)
+			px_buf_printf(&out, "index=%s %s\n", mm->repo, mm->sha256);
+	}
+	px_apk_keyring_free(kr);
+	if (r < 0) {
+		px_buf_free(&out);
+		return -1;
+	}
+	*ret = px_buf_steal(&out, NULL);
 	return 0;
 }
 
@@ -234,18 +211,15 @@ static int load_repos(struct bake *b, struct px_err **err)
 	if (load_keys(m, b->kr, err) < 0)
 		return -1;
 	for (size_t i = 0; i < m->packages.repositories.n; i++) {
-		const struct px_buf *buf;
-		struct px_apk_index idx = {0};
-		_cleanup_free_ char *url = index_url(m, m->packages.repositories.v[i]);
-		if (get_index(b->ctx, m->packages.repositories.v[i], &buf, err) < 0 ||
-		    px_apk_index_read_targz(b->kr, buf->data ? buf->data : "", buf->len, url,
-		                            m->packages.allow_untrusted, (int)i, &idx, err) < 0)
+		struct memo *mm;
+		if (get_index(b->ctx, b->kr, i, &mm, err) < 0)
 			return -1;
-		if (idx.sig_status != PX_APK_SIG_OK)
-			px_log_warn("index '%s' is not trusted (%s), used because "
+		if (mm->idx.sig_status != PX_APK_SIG_OK)
+			px_log_warn("index of '%s' is not trusted (%s), used because "
 			            "packages.allow_untrusted is set",
-			            url, px_apk_sig_status_name(idx.sig_status));
-		px_apk_repos_add(b->repos, &idx);
+			            mm->repo, px_apk_sig_status_name(mm->idx.sig_status));
+		mm->taken = true;
+		px_apk_repos_add(b->repos, &mm->idx);
 	}
 	return 0;
 }
@@ -383,11 +357,7 @@ static int get_package(struct bake *b, const struct px_apk_pkg *ip, char **ret_b
 	const struct px_bake_ctx *ctx = b->ctx;
 	const char *repo = repo_url(b, ip->repo);
 	_cleanup_free_ char *stem = px_apk_pkg_filename(ip);
-	size_t n = strlen(repo);
-	while (n > 0 && repo[n - 1] == '/')
-		n--;
-	_cleanup_free_ char *url =
-	        xasprintf("%.*s/%s/%s.apk", (int)n, repo, px_arch_name(ctx->m->arch), stem);
+	_cleanup_free_ char *url = px_apk_repo_package_url(repo, px_arch_name(ctx->m->arch), ip);
 	char hex[2 * 32 + 1] = "";
 	for (size_t i = 0; i < ip->csum_len; i++)
 		snprintf(hex + 2 * i, 3, "%02x", ip->csum[i]);

@@ -146,6 +146,13 @@ test_expect_success 'a second build elsewhere is bit-identical' '
 	write_manifest "$TRASH/b" "foo, perms" &&
 	"$PEXI" -q build -f b/pexi.yml && cmp "$B/disk.raw" b/.pexi/build/disk.raw
 '
+test_expect_success '--offline bakes from the download cache without a request' '
+	write_manifest "$TRASH/off" "foo, perms" &&
+	n=$(wc -l <"$TRASH/http.log") &&
+	"$PEXI" -q build -f off/pexi.yml --offline &&
+	test "$n" -eq "$(wc -l <"$TRASH/http.log")" &&
+	cmp "$B/disk.raw" off/.pexi/build/disk.raw
+'
 test_expect_success 'the escaping package is refused and disk.raw is untouched' '
 	write_manifest "$TRASH/e" "evil" &&
 	! "$PEXI" build -f e/pexi.yml 2>err && grep -q "../../etc/x" err &&

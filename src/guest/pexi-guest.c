@@ -898,6 +898,49 @@ static char *member_string(const char *json, size_t len, const char *key)
 	return px_json_string(json + m.vstart, m.vend - m.vstart);
 }
 
+/* Prints the body of the answer frame json[0..len) (NUL-terminated) and returns fetch's
+ * exit code for it. */
+static int fetch_answer(const char *json, size_t len)
+{
+	struct px_json_member status, error, id;
+	if (px_json_find(json, len, "status", &status) < 0 || !status.found ||
+	    px_json_find(json, len, "error", &error) < 0 ||
+	    px_json_find(json, len, "id", &id) < 0) {
+		fputs("pexi-guest: the answer is not a response frame\n", stderr);
+		return 4;
+	}
+	if (!id.found || id.vend - id.vstart != 7 || memcmp(json + id.vstart, "\"fetch\"", 7)) {
+		fputs("pexi-guest: the answer does not carry the request's id\n", stderr);
+		return 4;
+	}
+	if (error.found &&
+	    !(error.vend - error.vstart == 4 && memcmp(json + error.vstart, "null", 4) == 0)) {
+		const char *e = json + error.vstart;
+		size_t elen = error.vend - error.vstart;
+		char *code = member_string(e, elen, "code");
+		char *msg = member_string(e, elen, "message");
+		fprintf(stderr, "pexi-guest: error %s: %s\n", code ? code : "?", msg ? msg : "");
+		free(code);
+		free(msg);
+		return 3;
+	}
+	long st = strtol(json + status.vstart, NULL, 10);
+	char *body = member_string(json, len, "body_base64");
+	long blen = body ? b64_decode(body) : 0;
+	int rc = 0;
+	if (blen < 0) {
+		fputs("pexi-guest: body_base64 is not base64\n", stderr);
+		rc = 4;
+	} else if (body && write_all(STDOUT_FILENO, body, (size_t)blen) < 0) {
+		rc = 4;
+	} else if (st < 200 || st > 299) {
+		fprintf(stderr, "pexi-guest: HTTP status %ld\n", st);
+		rc = 1;
+	}
+	free(body);
+	return rc;
+}
+
 /* Exit codes: 0 a 2xx answer, 1 another HTTP status, 2 usage, 3 the PEP refused it (the
  * error code and message on stderr), 4 the bridge could not be reached or answered
  * nonsense. */
@@ -944,59 +987,27 @@ static int cmd_fetch(int argc, char **argv)
 	if (write_all(fd, (char *)hdr, 4) < 0 || write_all(fd, req, (size_t)n) < 0 ||
 	    read_all(fd, (char *)hdr, 4) < 0) {
 		fputs("pexi-guest: the bridge closed the connection\n", stderr);
+		close(fd);
 		return 4;
 	}
 	size_t len = (size_t)hdr[0] << 24 | (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 | hdr[3];
 	if (len > max) {
 		fputs("pexi-guest: answer over the size cap\n", stderr);
+		close(fd);
 		return 4;
 	}
 	char *json = xalloc(len + 1);
 	if (read_all(fd, json, len) < 0) {
 		fputs("pexi-guest: the answer was cut short\n", stderr);
+		free(json);
+		close(fd);
 		return 4;
 	}
 	close(fd);
 	json[len] = '\0';
-
-	struct px_json_member status, error, id;
-	if (px_json_find(json, len, "status", &status) < 0 || !status.found ||
-	    px_json_find(json, len, "error", &error) < 0 ||
-	    px_json_find(json, len, "id", &id) < 0) {
-		fputs("pexi-guest: the answer is not a response frame\n", stderr);
-		return 4;
-	}
-	if (!id.found || id.vend - id.vstart != 7 || memcmp(json + id.vstart, "\"fetch\"", 7)) {
-		fputs("pexi-guest: the answer does not carry the request's id\n", stderr);
-		return 4;
-	}
-	if (error.found &&
-	    !(error.vend - error.vstart == 4 && memcmp(json + error.vstart, "null", 4) == 0)) {
-		const char *e = json + error.vstart;
-		size_t elen = error.vend - error.vstart;
-		char *code = member_string(e, elen, "code");
-		char *msg = member_string(e, elen, "message");
-		fprintf(stderr, "pexi-guest: error %s: %s\n", code ? code : "?", msg ? msg : "");
-		free(code);
-		free(msg);
-		return 3;
-	}
-	long st = strtol(json + status.vstart, NULL, 10);
-	char *body = member_string(json, len, "body_base64");
-	long blen = body ? b64_decode(body) : 0;
-	if (blen < 0) {
-		fputs("pexi-guest: body_base64 is not base64\n", stderr);
-		return 4;
-	}
-	if (body && write_all(STDOUT_FILENO, body, (size_t)blen) < 0)
-		return 4;
-	free(body);
+	int rc = fetch_answer(json, len);
 	free(json);
-	if (st < 200 || st > 299) {
-		fprintf(stderr, "pexi-guest: HTTP status %ld\n", st);
-		return 1;
-	}
-	return 0;
+	return rc;
 }
 
 /* ---- main ---- */
@@ -1017,7 +1028,9 @@ static char **split_argv(const char *s)
 {
 	size_t n = 0, cap = 4;
 	char **v = xalloc(cap * sizeof(*v));
-	char *copy = strdup(s);
+	/* The words point into this copy, which lives as long as the program. */
+	static char *copy;
+	copy = strdup(s);
 	if (!copy)
 		abort();
 	for (char *p = copy; *p;) {
@@ -1109,6 +1122,7 @@ int main(int argc, char **argv)
 	o.poweroff_argv = split_argv(poweroff);
 	if (!o.poweroff_argv[0]) {
 		fputs("pexi-guest: --poweroff-cmd is empty\n", stderr);
+		free(o.poweroff_argv);
 		return 2;
 	}
 	/* Answers queued for one app: two whole frames, then it is not reading. */
@@ -1129,7 +1143,9 @@ int main(int argc, char **argv)
 	b.retry_ms = RETRY_MIN_MS;
 	px_mux_init(&b.mux);
 	read_instance_id(&o, b.instance_id, sizeof(b.instance_id));
-	b.conns = xalloc(o.max_conns * sizeof(*b.conns));
+	b.conns = calloc(o.max_conns, sizeof(*b.conns));
+	if (!b.conns)
+		abort();
 	for (size_t i = 0; i < o.max_conns; i++)
 		b.conns[i].fd = -1;
 	b.listen_fd = listen_loopback(o.port);

@@ -181,11 +181,12 @@ static void headers_remove(struct px_pep_headers *hs, const char *const *names, 
 	hs->n = k;
 }
 
-/* Decides the address to dial for target t: the literal, or every answer of one
- * resolution judged (strict: one denied answer denies the name). Returns false when the
- * request has ended (r->resp filled). */
+/* Decides the addresses target t may be dialled at: the literal, or the answers of one
+ * resolution, every one judged (strict: one denied answer denies the name). They are
+ * tried in order while they are unreachable. Returns false when the request has ended
+ * (r->resp filled). */
 static bool choose_address(struct run *r, const struct px_pep_target *t, bool redirect,
-                           struct px_pep_addr *ret_pin, bool *ret_exempt)
+                           struct px_pep_addrs *ret)
 {
 	struct px_pep_handler *h = r->h;
 	enum px_pep_code deny_code = redirect ? PX_PEP_REDIRECT_BLOCKED : PX_PEP_SSRF_BLOCKED;
@@ -193,9 +194,9 @@ static bool choose_address(struct run *r, const struct px_pep_target *t, bool re
 
 	if (t->host_is_ip) {
 		/* px_pep_target_check already judged the literal; an address in a denied
-		 * class that got this far is an allow_addresses exception or reported. */
-		*ret_pin = t->ip;
-		*ret_exempt = px_pep_addr_denied(&t->ip, &r->local) != NULL;
+		 * class that got this far is an allow_addresses exception or reported (and is
+		 * exempted from the callbacks' class check, see fetch_hop). */
+		*ret = (struct px_pep_addrs){.v = {t->ip}, .n = 1};
 		return true;
 	}
 
@@ -236,8 +237,7 @@ static bool choose_address(struct run *r, const struct px_pep_target *t, bool re
 		if (!policy_denial(r, redirect ? deny_code : c, msg, why))
 			return false;
 	}
-	*ret_pin = answers.v[0];
-	*ret_exempt = px_pep_addr_denied(&answers.v[0], &r->local) != NULL;
+	*ret = answers;
 	return true;
 }
 
@@ -251,6 +251,60 @@ static bool is_token(const char *s)
 		    !(*s >= 'a' && *s <= 'z') && !(*s >= 'A' && *s <= 'Z'))
 			return false;
 	return true;
+}
+
+/* At most this many answers of one name are tried when the first ones are unreachable. */
+#define MAX_ATTEMPTS 3
+
+/* Fetches one hop from the first reachable candidate address. Returns false when the
+ * request has ended with an error (r->resp filled). */
+static bool fetch_hop(struct run *r, const struct px_pep_target *t, const struct px_pep_addrs *cand,
+                      const char *method, const struct px_pep_headers *hdrs,
+                      const unsigned char *body, size_t body_len,
+                      struct px_pep_upstream_result *ret)
+{
+	char msg[512] = "";
+	for (size_t i = 0; i < cand->n; i++) {
+		struct px_pep_addr pin = cand->v[i];
+		r->trace->pinned = pin;
+		r->trace->has_pinned = true;
+		double remaining = (double)r->lim->total_timeout_ms - (now_ms() - r->t0);
+		if (remaining < 1) {
+			deny(r, PX_PEP_HTTP_ERROR, "upstream timed out", "total timeout");
+			return false;
+		}
+		bool unreachable = false;
+		struct px_pep_hop hp = {
+		        .url = t->url,
+		        .host = t->host_is_ip ? NULL : t->host,
+		        .port = t->port,
+		        .pinned = pin,
+		        /* Judged above: a denied class here is an allow_addresses exception
+		         * or mode: report; the callbacks still require the pin itself. */
+		        .pinned_exempt = px_pep_addr_denied(&pin, &r->local) != NULL,
+		        .local = &r->local,
+		        .method = method,
+		        .headers = hdrs,
+		        .body = body,
+		        .body_len = body_len,
+		        .max_response_bytes = r->lim->max_response_bytes,
+		        .max_headers = r->lim->max_headers,
+		        .max_header_bytes = r->lim->max_header_bytes,
+		        .connect_timeout_ms = r->lim->connect_timeout_ms,
+		        .timeout_ms = (uint32_t)remaining,
+		        .ca_file = r->h->ca_file,
+		        .ret_unreachable = &unreachable,
+		};
+		enum px_pep_code code = px_pep_upstream_fetch(&hp, ret, msg, sizeof(msg));
+		if (code == PX_PEP_OK)
+			return true;
+		if (!unreachable || i + 1 >= cand->n || i + 1 >= MAX_ATTEMPTS) {
+			deny(r, code, msg, msg);
+			return false;
+		}
+	}
+	deny(r, PX_PEP_HTTP_ERROR, "upstream unreachable", "no address");
+	return false;
 }
 
 static bool is_redirect(int status)
@@ -342,42 +396,13 @@ static void run_request(struct run *r, const struct px_pep_request *req)
 			}
 		}
 
-		struct px_pep_addr pin;
-		bool exempt = false;
-		if (!choose_address(r, &t, redirect, &pin, &exempt))
+		struct px_pep_addrs cand;
+		if (!choose_address(r, &t, redirect, &cand))
 			break;
-		tr->pinned = pin;
-		tr->has_pinned = true;
-
-		double remaining = (double)r->lim->total_timeout_ms - (now_ms() - r->t0);
-		if (remaining < 1) {
-			deny(r, PX_PEP_HTTP_ERROR, "upstream timed out", "total timeout");
-			break;
-		}
-		struct px_pep_hop hp = {
-		        .url = t.url,
-		        .host = t.host_is_ip ? NULL : t.host,
-		        .port = t.port,
-		        .pinned = pin,
-		        .pinned_exempt = exempt,
-		        .local = &r->local,
-		        .method = method,
-		        .headers = &hdrs,
-		        .body = has_body ? body : NULL,
-		        .body_len = has_body ? body_len : 0,
-		        .max_response_bytes = r->lim->max_response_bytes,
-		        .max_headers = r->lim->max_headers,
-		        .max_header_bytes = r->lim->max_header_bytes,
-		        .connect_timeout_ms = r->lim->connect_timeout_ms,
-		        .timeout_ms = (uint32_t)remaining,
-		        .ca_file = h->ca_file,
-		};
 		struct px_pep_upstream_result res = {0};
-		code = px_pep_upstream_fetch(&hp, &res, msg, sizeof(msg));
-		if (code != PX_PEP_OK) {
-			deny(r, code, msg, msg);
+		if (!fetch_hop(r, &t, &cand, method, &hdrs, has_body ? body : NULL,
+		               has_body ? body_len : 0, &res))
 			break;
-		}
 		tr->bytes_out += res.bytes_out;
 		tr->connect_ms += res.connect_ms;
 

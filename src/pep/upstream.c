@@ -464,7 +464,16 @@ static enum px_pep_code fetch_once(struct thread_curl *tc, const struct px_pep_h
 				code = PX_PEP_CONSTRAINT_VIOLATION;
 				snprintf(msg, msg_len, "response body over %" PRIu64 " bytes",
 				         hop->max_response_bytes);
+			} else if (rc == CURLE_COULDNT_CONNECT && hop->ret_unreachable) {
+				*hop->ret_unreachable = true;
+				snprintf(msg, msg_len, "upstream failed: %s",
+				         curl_easy_strerror(rc));
 			} else if (rc == CURLE_OPERATION_TIMEDOUT) {
+				/* Timed out before a connection existed: nothing was sent. */
+				curl_off_t conn_us = 0;
+				curl_easy_getinfo(c, CURLINFO_CONNECT_TIME_T, &conn_us);
+				if (conn_us == 0 && hop->ret_unreachable)
+					*hop->ret_unreachable = true;
 				snprintf(msg, msg_len, "upstream timed out");
 			} else {
 				/* curl's text, never its verbose buffer: it names no address

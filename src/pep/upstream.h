@@ -36,6 +36,9 @@ struct px_pep_hop {
 	uint32_t connect_timeout_ms;
 	uint32_t timeout_ms; /* what is left of the request's total time */
 	const char *ca_file; /* NULL: the system CAs */
+	/* Out (may be NULL): set when no connection could be made (refused, unreachable,
+	 * connect timeout), so nothing was sent and another address may be tried. */
+	bool *ret_unreachable;
 };
 
 struct px_pep_upstream_result {

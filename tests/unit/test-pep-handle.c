@@ -47,6 +47,8 @@ static struct fake_name names[] = {
         {"v6.test", {"::1"}, 0},
         {"nxdomain.test", {"!fail"}, 0},
         {"denied.test", {"127.0.0.1"}, 0},
+        {"fallback.test", {"127.0.0.2,127.0.0.1"}, 0},
+        {"deadend.test", {"127.0.0.2"}, 0},
 };
 static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -228,12 +230,15 @@ static struct px_pep_handler *std_handler(const char *extra)
 	_cleanup_free_ char *yaml = xasprintf(
 	        "allow: ['**.upstream.test', 'rebind.test', 'rebind-local.test', 'mixed.test',\n"
 	        "        'public-then.test', 'metadata.test', 'mapped.test', 'v6.test',\n"
-	        "        'nxdomain.test', '127.0.0.1', '1.1.1.1']\n"
+	        "        'nxdomain.test', 'fallback.test', 'deadend.test', '127.0.0.1', "
+	        "'1.1.1.1']\n"
 	        "deny: ['denied.test']\n"
-	        "allow_addresses: ['127.0.0.1:%d', '127.0.0.1:%d', '127.0.0.1:%d', '[::1]:%d']\n"
+	        "allow_addresses: ['127.0.0.1:%d', '127.0.0.1:%d', '127.0.0.1:%d', '[::1]:%d',\n"
+	        "                  '127.0.0.2:%d']\n"
 	        "methods: [GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS]\n"
 	        "timeouts: {connect: 2s, total: 4s}\n%s",
-	        http_port[0], http_port[1], https_port, http6_port, extra ? extra : "");
+	        http_port[0], http_port[1], https_port, http6_port, http_port[0],
+	        extra ? extra : "");
 	return handler(yaml, ca_path);
 }
 
@@ -408,6 +413,16 @@ static void test_denied(struct px_pep_handler *h)
 
 	r = get(h, "http://nxdomain.test:%d/", http_port[0]);
 	is_int(r.resp.code, PX_PEP_HTTP_ERROR, "DNS failure is an http_error");
+	result_free(&r);
+
+	/* 127.0.0.2 is allowed but nothing listens there: the next answer is tried. */
+	r = get(h, "http://fallback.test:%d/echo", http_port[0]);
+	is_int(r.resp.code, PX_PEP_OK, "an unreachable first answer falls back to the next");
+	ok(r.trace.pinned.u.v4.s_addr == htonl(0x7f000001), "trace: the answer used is pinned");
+	is_int(log_count(), 1, "fallback: one request reached the upstream");
+	result_free(&r);
+	r = get(h, "http://deadend.test:%d/echo", http_port[0]);
+	is_int(r.resp.code, PX_PEP_HTTP_ERROR, "no reachable answer is an http_error");
 	result_free(&r);
 
 	r = get(h, "http://v6.test:%d/", http6_port);

@@ -7,6 +7,7 @@
  *        MODE direct: HTTP/1.1 to TARGET (host:port), request target = URL's path
  *             proxy:  HTTP/1.1 to the forward proxy at TARGET (host:port), absolute URL
  *             pep:    frames to the PEP's unix socket TARGET, {"method":"GET","url":URL}
+ *                     (TARGET tcp:HOST:PORT: frames over TCP, e.g. to pexi-guest)
  *             hello:  hello frames to the PEP (its frame layer alone, no fetch)
  *        CONC closed-loop clients, one connection each, for SECS seconds. Prints one line:
  *        "requests N rps R p50_ms A p99_ms B errors E".
@@ -154,7 +155,11 @@ static atomic_long errors;
 static int connect_target(void)
 {
 	int fd;
-	if (mode == PEP || mode == HELLO) {
+	const char *t = target;
+	/* "tcp:HOST:PORT" speaks frames over TCP (pexi-guest's 127.0.0.1:4040, bench/guest). */
+	if ((mode == PEP || mode == HELLO) && strncmp(t, "tcp:", 4) == 0) {
+		t += 4;
+	} else if (mode == PEP || mode == HELLO) {
 		struct sockaddr_un su = {.sun_family = AF_UNIX};
 		snprintf(su.sun_path, sizeof(su.sun_path), "%s", target);
 		fd = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -163,8 +168,8 @@ static int connect_target(void)
 		return fd;
 	}
 	char host[64];
-	const char *colon = strrchr(target, ':');
-	snprintf(host, sizeof(host), "%.*s", (int)(colon - target), target);
+	const char *colon = strrchr(t, ':');
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - t), t);
 	struct sockaddr_in sa = {.sin_family = AF_INET,
 	                         .sin_port = htons((uint16_t)atoi(colon + 1))};
 	inet_pton(AF_INET, host, &sa.sin_addr);

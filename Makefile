@@ -151,9 +151,10 @@ ALL_C := $(shell git ls-files '*.c' '*.h' 2>/dev/null || find src tests -name '*
 format:
 	clang-format --dry-run -Werror $(ALL_C)
 
-# clang's static analyser over every library and CLI source; any finding fails the build.
+# clang's static analyser over every library, CLI and guest helper source; any finding fails
+# the build.
 lint:
-	@for f in $(LIB_SRC) $(CLI_SRC); do \
+	@for f in $(LIB_SRC) $(CLI_SRC) $(GUEST_SRC); do \
 		clang --analyze -Xclang -analyzer-werror -std=c11 -D_GNU_SOURCE -Isrc \
 			$(PKG_CFLAGS) -DPX_VERSION='"$(VERSION)"' -DPX_DATADIR='"$(DATADIR)"' \
 			-o /dev/null $$f || exit 1; \

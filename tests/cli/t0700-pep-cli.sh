@@ -43,8 +43,8 @@ test_expect_success 'the daemon listens, its socket is private' '
 test_expect_error 'a live socket is not taken over' 1 "in use by another process" \
 	pep --policy "$TRASH/policy.yml" --listen "unix:$SOCK" --audit "$TRASH/a4"
 test_expect_success 'a tcp listener on port 0 reports the port it got' '
-	"$PEXI" pep --policy "$TRASH/policy.yml" --listen tcp:0 --audit "$TRASH/a5" 2>tcp.err &
-	pid=$! && wait_for_text tcp.err "listening on tcp:127.0.0.1:" &&
+	"$PEXI" pep --policy "$TRASH/policy.yml" --listen tcp:0 --audit "$TRASH/a5" >/dev/null 2>tcp.err &
+	pid=$! && trap "kill $pid 2>/dev/null" EXIT && wait_for_text tcp.err "listening on tcp:127.0.0.1:" &&
 	port=$(sed -n "s/^listening on tcp:127.0.0.1:\([0-9]*\)$/\1/p" tcp.err) &&
 	python3 "$FC" "tcp:127.0.0.1:$port" hello t0700 >out && kill $pid &&
 	grep -q "\"ok\": true" out
@@ -54,8 +54,8 @@ test_expect_success 'a tcp listener on port 0 reports the port it got' '
 if python3 -c 'import socket; socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM).bind((socket.VMADDR_CID_ANY, 0))' 2>/dev/null; then
 	test_expect_success 'a vsock listener binds next to a unix one' '
 		"$PEXI" pep --policy "$TRASH/policy.yml" --listen "unix:$TRASH/v.sock" \
-			--listen vsock:45123 --audit "$TRASH/a6" 2>v.err &
-		pid=$! && wait_for_text v.err "listening on vsock:45123" &&
+			--listen vsock:45123 --audit "$TRASH/a6" >/dev/null 2>v.err &
+		pid=$! && trap "kill $pid 2>/dev/null" EXIT && wait_for_text v.err "listening on vsock:45123" &&
 		grep -q "listening on unix:" v.err && kill $pid && wait $pid
 	'
 fi
@@ -94,8 +94,8 @@ test_expect_success 'a truncated log is named by its last line' '
 '
 test_expect_success 'a restarted daemon continues the chain' '
 	"$PEXI" pep --policy "$TRASH/policy.yml" --listen "unix:$TRASH/p2.sock" \
-		--audit "$TRASH/audit.jsonl" --hosts-file "$TRASH/hosts" 2>p2.err &
-	pid=$! && wait_for_text p2.err "listening on" &&
+		--audit "$TRASH/audit.jsonl" --hosts-file "$TRASH/hosts" >/dev/null 2>p2.err &
+	pid=$! && trap "kill $pid 2>/dev/null" EXIT && wait_for_text p2.err "listening on" &&
 	python3 "$FC" "unix:$TRASH/p2.sock" request GET "http://upstream.test:$UP_PORT/bytes/1" >out &&
 	kill $pid && wait $pid &&
 	"$PEXI" pep verify-audit "$TRASH/audit.jsonl" >out && grep -q "6 records" out &&
@@ -103,8 +103,8 @@ test_expect_success 'a restarted daemon continues the chain' '
 '
 test_expect_success 'PEP_AUDIT_LOG names the log when --audit is absent' '
 	PEP_AUDIT_LOG="$TRASH/env-audit.jsonl" "$PEXI" pep --policy "$TRASH/policy.yml" \
-		--listen "unix:$TRASH/p3.sock" --hosts-file "$TRASH/hosts" 2>p3.err &
-	pid=$! && wait_for_text p3.err "listening on" &&
+		--listen "unix:$TRASH/p3.sock" --hosts-file "$TRASH/hosts" >/dev/null 2>p3.err &
+	pid=$! && trap "kill $pid 2>/dev/null" EXIT && wait_for_text p3.err "listening on" &&
 	python3 "$FC" "unix:$TRASH/p3.sock" request GET "http://upstream.test:$UP_PORT/bytes/1" >out &&
 	kill $pid && wait $pid && test "$(wc -l <"$TRASH/env-audit.jsonl")" -eq 1
 '

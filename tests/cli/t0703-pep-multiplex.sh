@@ -83,6 +83,23 @@ f = fc.read_frame(s)
 assert f[\"status\"] == 200 and len(fc.body_of(f)) == 1048576, (f[\"status\"], f[\"error\"])
 "
 '
+test_expect_success 'a peer that never reads its answers is cut off; others are served meanwhile' '
+	"$PEXI" -v pep --policy "$TRASH/policy.yml" --listen "unix:$TRASH/nr.sock" \
+		--audit "$TRASH/nr.jsonl" --hosts-file "$TRASH/hosts" --stall-timeout 1000 >/dev/null 2>nr.err &
+	pid=$! && trap "kill $pid 2>/dev/null" EXIT && wait_for_text nr.err "listening on" &&
+	SOCK=$TRASH/nr.sock py "
+s = fc.connect(SOCK)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.sendall(b\"\".join(fc.request(\"GET\", BASE + \"/bytes/1048576\", id=i) for i in range(12)))
+other = fc.connect(SOCK)
+t = time.time()
+other.sendall(fc.request(\"GET\", BASE + \"/bytes/10\", id=\"o\"))
+assert fc.read_frame(other)[\"id\"] == \"o\"
+assert time.time() - t < 5.0, time.time() - t
+time.sleep(3)
+s.close()
+" && wait_for_text nr.err "closed: not reading its answers" && kill $pid
+'
 test_expect_success 'the upstream saw each request once, the audit chain verifies' '
 	test "$(grep -c "/delay" "$TRASH/upstream.log")" -eq 11 &&
 	"$PEXI" pep verify-audit "$TRASH/audit.jsonl" >out && grep -q "16 records" out

@@ -26,8 +26,8 @@ pep_wait_exit
 if grep -q "sandbox: no_new_privs, landlock and seccomp applied" "$TRASH/pep.err"; then
 	test_expect_success '--sandbox required starts where landlock and seccomp work' '
 		"$PEXI" pep --policy "$TRASH/policy.yml" --listen "unix:$TRASH/r.sock" \
-			--audit "$TRASH/r.jsonl" --sandbox required 2>r.err &
-		pid=$! && wait_for_text r.err "listening on" && kill $pid && wait $pid
+			--audit "$TRASH/r.jsonl" --sandbox required >/dev/null 2>r.err &
+		pid=$! && trap "kill $pid 2>/dev/null" EXIT && wait_for_text r.err "listening on" && kill $pid && wait $pid
 	'
 else
 	test_expect_success '--sandbox required fails closed without landlock' '
@@ -38,8 +38,8 @@ else
 fi
 test_expect_success '--sandbox off: no_new_privs only' '
 	"$PEXI" pep --policy "$TRASH/policy.yml" --listen "unix:$TRASH/o.sock" \
-		--audit "$TRASH/o.jsonl" --sandbox off 2>o.err &
-	pid=$! && wait_for_text o.err "listening on" &&
+		--audit "$TRASH/o.jsonl" --sandbox off >/dev/null 2>o.err &
+	pid=$! && trap "kill $pid 2>/dev/null" EXIT && wait_for_text o.err "listening on" &&
 	grep -q "^NoNewPrivs:[[:space:]]*1$" /proc/$pid/status &&
 	grep -q "^Seccomp:[[:space:]]*0$" /proc/$pid/status &&
 	kill $pid && wait $pid

@@ -25,7 +25,7 @@ upstream_start() {
 	mkfifo "$TRASH/upstream.in"
 	python3 "$PEXI_SRC/tests/pep/upstream.py" --log "$TRASH/upstream.log" \
 		--ready-file "$TRASH/upstream.json" --root "$TRASH" "$@" \
-		<"$TRASH/upstream.in" 2>"$TRASH/upstream.err" &
+		<"$TRASH/upstream.in" >/dev/null 2>"$TRASH/upstream.err" &
 	UP_PID=$!
 	exec 7>"$TRASH/upstream.in"
 	i=0
@@ -50,7 +50,7 @@ pep_start() {
 	rm -f "$TRASH/pep.err"
 	"$PEXI" pep --policy "$TRASH/policy.yml" --listen "unix:$SOCK" \
 		--audit "$TRASH/audit.jsonl" --hosts-file "$TRASH/hosts" "$@" \
-		2>"$TRASH/pep.err" &
+		>/dev/null 2>"$TRASH/pep.err" &
 	PEP_PID=$!
 	i=0
 	while ! grep -q "^listening on unix:" "$TRASH/pep.err" 2>/dev/null && [ $i -lt 200 ]; do

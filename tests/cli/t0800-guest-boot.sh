@@ -19,18 +19,7 @@ rc=$?
 [ "$rc" -ne 77 ] || skip_all "$(tail -n 1 "$TRASH/fixture.out")"
 [ "$rc" -eq 0 ] || { sed 's/^/# /' "$TRASH/fixture.out"; echo "# make-boot-guest failed"; exit 1; }
 
-# upstream.py exits when its stdin closes, and a test's stdin is /dev/null under prove (and
-# a background command's in sh): give it a FIFO this shell holds open until it exits.
-mkfifo "$TRASH/upstream.in"
-exec 4<>"$TRASH/upstream.in"
-python3 "$PEXI_SRC/tests/pep/upstream.py" --log "$TRASH/upstream.log" \
-	--ready-file "$TRASH/upstream.json" --root "$TRASH" <&4 2>"$TRASH/upstream.err" &
-UP_PID=$!
-i=0
-while [ ! -s "$TRASH/upstream.json" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
-[ -s "$TRASH/upstream.json" ] || skip_all "the test upstream did not start"
-UP_PORT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["http"][0])' \
-	"$TRASH/upstream.json")
+upstream_start
 write_policy "$TRASH/policy.yml"
 head -c 3000 /dev/urandom | base64 >"$TRASH/payload"
 exec 3>"$TRASH/hello"

@@ -277,8 +277,7 @@ int px_pep_env_hosts_file(const char *path, struct px_pep_env *ret, struct px_er
 	_cleanup_free_ char *line = NULL;
 	size_t cap = 0;
 	unsigned lineno = 0;
-	ssize_t n;
-	while ((n = getline(&line, &cap, f)) >= 0) {
+	while (getline(&line, &cap, f) >= 0) {
 		lineno++;
 		char *hash = strchr(line, '#');
 		if (hash)

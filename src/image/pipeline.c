@@ -298,8 +298,10 @@ static int bake_params(struct build *b, char **ret, struct px_err **err)
 		_cleanup_free_ char *digests = NULL;
 		struct px_bake_ctx ctx = {
 		        .m = m, .cache_dir = b->cache_dir, .offline = b->opts->offline};
-		if (px_bake_index_digests(&ctx, &digests, err) < 0)
-			return px_err_wrap(err, "reading the package indexes");
+		if (px_bake_index_digests(&ctx, &digests, err) < 0) {
+			px_err_wrap(err, "reading the package indexes");
+			return -1;
+		}
 		px_buf_puts(&p, digests);
 	}
 	*ret = px_buf_steal(&p, NULL);

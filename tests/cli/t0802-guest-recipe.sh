@@ -49,6 +49,10 @@ test_expect_success 'the service script is valid sh (openrc-run scripts are)' '
 	sh -n "$PEXI_SRC/templates/openrc/pexi-boot" &&
 	head -n 1 "$PEXI_SRC/templates/openrc/pexi-boot" | grep -qx "#!/sbin/openrc-run"
 '
+test_expect_success 'the service prints the console marker pexi up falls back on' '
+	marker=$(sed -n "s/^#define PX_CONSOLE_MARKER \"\(.*\)\"$/\1/p" "$PEXI_SRC/src/vm/supervisor.h") &&
+	test -n "$marker" && grep -q "echo \"$marker\" >/dev/console" "$PEXI_SRC/templates/openrc/pexi-boot"
+'
 test_expect_success 'the binary is a static x86-64 executable (readelf: no interpreter)' '
 	od -An -tx1 -N20 "$HELPER" | tr -d " \n" >hdr &&
 	grep -q "^7f454c46020101" hdr && test "$(cut -c37-40 hdr)" = 3e00 &&

@@ -21,6 +21,15 @@ test_expect_success 'the sandboxed daemon fetches and reloads' '
 	cp "$TRASH/policy.yml" p.new && mv p.new "$TRASH/policy.yml" &&
 	kill -HUP $PEP_PID && wait_for_text "$TRASH/pep.err" "reloaded"
 '
+test_expect_success 'the sandboxed daemon resolves through the system resolver (nsswitch, /etc/hosts)' '
+	grep -q "^127\.0\.0\.1[[:space:]].*localhost" /etc/hosts || { echo "no localhost in /etc/hosts" >&2; exit 1; }
+	printf "allow:\n  - localhost\nallow_addresses:\n  - \"127.0.0.1:%s\"\n" "$UP_PORT" >sys.yml &&
+	"$PEXI" pep --policy sys.yml --listen "unix:$TRASH/sys.sock" --audit sys.jsonl \
+		--sandbox auto >/dev/null 2>sys.err &
+	pid=$! && trap "kill $pid 2>/dev/null" EXIT && wait_for_text sys.err "listening on" &&
+	python3 "$FC" "unix:$TRASH/sys.sock" request GET "http://localhost:$UP_PORT/bytes/4" >out &&
+	grep -q "\"status\": 200" out && grep -q "\"resolved\":\[\"127.0.0.1\"" sys.jsonl
+'
 kill "$PEP_PID"
 pep_wait_exit
 if grep -q "sandbox: no_new_privs, landlock and seccomp applied" "$TRASH/pep.err"; then

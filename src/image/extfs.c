@@ -885,3 +885,53 @@ int px_extfs_set_xattrs(struct px_extfs *x, const char *path, const char *const 
 		                x->image);
 	return 0;
 }
+
+int px_extfs_readlink(struct px_extfs *x, const char *path, char **ret, struct px_err **err)
+{
+	_cleanup_(path_free) struct path p = {0};
+	_cleanup_(file_closep) ext2_file_t file = NULL;
+	struct ext2_inode_large inode;
+	ext2_ino_t parent = 0, ino = 0;
+	errcode_t e;
+
+	if (path_split(path, &p, err) < 0 || lookup_leaf(x, path, &p, &parent, &ino, err) < 0 ||
+	    read_inode(x, ino, &inode, err) < 0)
+		return -1;
+	if (!LINUX_S_ISLNK(inode.i_mode))
+		return with_errnum(err, EINVAL,
+		                   px_err_set(err, PX_EXIT_INPUT,
+		                              "'%s' in the root filesystem of '%s' is not a "
+		                              "symbolic link",
+		                              path, x->image));
+	size_t len = inode.i_size;
+	if (len == 0 || len >= x->fs->blocksize)
+		return px_err_set(err, PX_EXIT_INPUT,
+		                  "symbolic link '%s' in '%s' has a bad length %zu", path, x->image,
+		                  len);
+	_cleanup_free_ char *target = xcalloc(1, len + 1);
+	if (ext2fs_is_fast_symlink((struct ext2_inode *)&inode)) {
+		if (len >= sizeof(inode.i_block))
+			return px_err_set(err, PX_EXIT_INPUT,
+			                  "symbolic link '%s' in '%s' is corrupt", path, x->image);
+		memcpy(target, inode.i_block, len);
+	} else if (inode.i_flags & EXT4_INLINE_DATA_FL) {
+		size_t got = len;
+		e = ext2fs_inline_data_get(x->fs, ino, (struct ext2_inode *)&inode, target, &got);
+		if (e)
+			return ext_fail(err, e, "cannot read symbolic link '%s' in '%s'", path,
+			                x->image);
+	} else {
+		unsigned int got = 0;
+		e = ext2fs_file_open(x->fs, ino, 0, &file);
+		if (!e)
+			e = ext2fs_file_read(file, target, (unsigned int)len, &got);
+		if (!e && got != len)
+			e = EXT2_ET_SHORT_READ;
+		if (e)
+			return ext_fail(err, e, "cannot read symbolic link '%s' in '%s'", path,
+			                x->image);
+	}
+	target[len] = 0;
+	*ret = steal_ptr(&target);
+	return 0;
+}

@@ -89,6 +89,10 @@ int px_extfs_symlink(struct px_extfs *fs, const char *path, const char *target,
 int px_extfs_hardlink(struct px_extfs *fs, const char *path, const char *target,
                       const struct px_extfs_attrs *attrs, struct px_err **err);
 
+/* Reads the target of the symbolic link 'path' (itself not followed) into a new
+ * NUL-terminated string. Anything but a symbolic link is an error (EINVAL in errnum). */
+int px_extfs_readlink(struct px_extfs *fs, const char *path, char **ret, struct px_err **err);
+
 /* Sets extended attributes on 'path' (not followed if it is a symbolic link): n entries of
  * full names ("user.x", "security.capability", ...), values and value lengths. Attributes
  * not named are left alone. */

@@ -6,6 +6,7 @@
 #include "apk/db.h"
 #include "apk/install.h"
 #include "apk/package.h"
+#include "core/buf.h"
 #include "image/extfs.h"
 
 /* The largest single file a package may carry. */
@@ -24,6 +25,7 @@ struct px_apk_installer {
 	struct id_name *users, *groups;
 	size_t n_users, n_groups;
 	const struct px_apk_package *pkg;
+	struct px_strv own_links; /* symlinks the current package made: never followed */
 };
 
 static void ids_free(struct id_name *v, size_t n)
@@ -33,12 +35,22 @@ static void ids_free(struct id_name *v, size_t n)
 	free(v);
 }
 
+static void clear_links(struct px_apk_installer *in)
+{
+	for (size_t i = 0; i < in->own_links.n; i++)
+		free(in->own_links.v[i]);
+	free(in->own_links.v);
+	in->own_links.v = NULL;
+	in->own_links.n = 0;
+}
+
 void px_apk_installer_free(struct px_apk_installer *in)
 {
 	if (!in)
 		return;
 	ids_free(in->users, in->n_users);
 	ids_free(in->groups, in->n_groups);
+	clear_links(in);
 	free(in);
 }
 
@@ -192,6 +204,134 @@ static int set_xattrs(struct px_apk_installer *in, const char *abs, const struct
 	return px_extfs_set_xattrs(in->fs, abs, names, values, lens, n, err);
 }
 
+/* A path being resolved: components on a stack, at most this many links followed. */
+#define MAX_LINKS      40
+#define MAX_COMPONENTS 256
+
+struct comps {
+	char *v[MAX_COMPONENTS];
+	size_t n;
+};
+
+static void comps_clear(struct comps *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		free(c->v[i]);
+	c->n = 0;
+}
+
+static char *comps_join(const struct comps *c, size_t n, const char *leaf)
+{
+	struct px_buf b = PX_BUF_INIT;
+	for (size_t i = 0; i < n; i++)
+		px_buf_printf(&b, "/%s", c->v[i]);
+	if (leaf)
+		px_buf_printf(&b, "/%s", leaf);
+	if (!b.len)
+		px_buf_puts(&b, "/");
+	return px_buf_steal(&b, NULL);
+}
+
+/* Pushes the components of 'path' in front of the pending ones (kept reversed in todo). */
+static int push_todo(struct comps *todo, const char *path)
+{
+	_cleanup_free_ char *copy = xstrdup(path);
+	char *parts[MAX_COMPONENTS];
+	size_t n = 0;
+	for (char *save = NULL, *c = strtok_r(copy, "/", &save); c;
+	     c = strtok_r(NULL, "/", &save)) {
+		if (n == MAX_COMPONENTS)
+			return -1;
+		parts[n++] = c;
+	}
+	if (todo->n + n > MAX_COMPONENTS)
+		return -1;
+	while (n > 0)
+		todo->v[todo->n++] = xstrdup(parts[--n]);
+	return 0;
+}
+
+/* Where the parent directory of 'rel' really is in the image. Symbolic links already in
+ * the image (a /usr-merged layout's /lib -> usr/lib) are followed the way the kernel
+ * would inside a chroot: an absolute target starts again at the image's root and ".."
+ * never goes above it, so nothing leaves the filesystem. A link the current package made
+ * itself is never followed: a package cannot aim its own later entries elsewhere. Returns
+ * the absolute path to write (caller frees). */
+static int resolve(struct px_apk_installer *in, const char *rel, char **ret, struct px_err **err)
+{
+	struct comps done = {0}, todo = {0};
+	const char *slash = strrchr(rel, '/');
+	const char *leaf = slash ? slash + 1 : rel;
+	_cleanup_free_ char *parent = slash ? xstrndup(rel, (size_t)(slash - rel)) : xstrdup("");
+	int links = 0, r = -1;
+
+	if (push_todo(&todo, parent) < 0)
+		goto too_deep;
+	while (todo.n > 0) {
+		char *c = todo.v[--todo.n];
+		if (strcmp(c, ".") == 0) {
+			free(c);
+			continue;
+		}
+		if (strcmp(c, "..") == 0) {
+			free(c);
+			if (done.n > 0)
+				free(done.v[--done.n]);
+			continue;
+		}
+		if (done.n == MAX_COMPONENTS) {
+			free(c);
+			goto too_deep;
+		}
+		done.v[done.n++] = c;
+		_cleanup_free_ char *here = comps_join(&done, done.n, NULL);
+		struct px_extfs_attrs st;
+		struct px_err *e = NULL;
+		if (px_extfs_stat(in->fs, here, &st, &e) < 0) {
+			int missing = e && e->errnum == ENOENT;
+			if (!missing) {
+				*err = e;
+				goto out;
+			}
+			px_err_free(e);
+			continue; /* created on the way by the write */
+		}
+		if ((st.mode & S_IFMT) != S_IFLNK)
+			continue;
+		for (size_t i = 0; i < in->own_links.n; i++) {
+			if (strcmp(in->own_links.v[i], here + 1) == 0) {
+				px_err_set(err, PX_EXIT_INPUT,
+				           "'%s' of package '%s' passes through the package's own "
+				           "symbolic link '%s': refusing to follow it",
+				           rel, in->pkg->info.name, here);
+				goto out;
+			}
+		}
+		_cleanup_free_ char *target = NULL;
+		if (++links > MAX_LINKS || px_extfs_readlink(in->fs, here, &target, err) < 0) {
+			if (links > MAX_LINKS)
+				px_err_set(err, PX_EXIT_INPUT,
+				           "'%s': more than %d symbolic links on the way", rel,
+				           MAX_LINKS);
+			goto out;
+		}
+		free(done.v[--done.n]);
+		if (target[0] == '/')
+			comps_clear(&done);
+		if (push_todo(&todo, target) < 0)
+			goto too_deep;
+	}
+	*ret = comps_join(&done, done.n, leaf);
+	r = 0;
+	goto out;
+too_deep:
+	px_err_set(err, PX_EXIT_INPUT, "'%s' is too deep", rel);
+out:
+	comps_clear(&done);
+	comps_clear(&todo);
+	return r;
+}
+
 static int install_entry(void *ctx, const struct px_apk_entry *e, struct px_err **err)
 {
 	struct px_apk_installer *in = ctx;
@@ -201,7 +341,9 @@ static int install_entry(void *ctx, const struct px_apk_entry *e, struct px_err 
 	if (e->path[0] == '.' || (e->type != PX_APK_DIR && strncmp(leaf, ".keep_", 6) == 0))
 		return 0;
 
-	_cleanup_free_ char *abs = xasprintf("/%s", e->path);
+	_cleanup_free_ char *abs = NULL;
+	if (resolve(in, e->path, &abs, err) < 0)
+		return -1;
 	struct px_extfs_attrs a = {
 	        .mode = e->mode,
 	        .uid = map_id(in->users, in->n_users, e->uname, e->uid),
@@ -243,9 +385,16 @@ static int install_entry(void *ctx, const struct px_apk_entry *e, struct px_err 
 	case PX_APK_SYMLINK:
 		r = px_extfs_symlink(in->fs, abs, e->link, &a, err);
 		mode = 0777;
+		if (r == 0) {
+			in->own_links.v = xreallocarray(in->own_links.v, in->own_links.n + 1,
+			                                sizeof(*in->own_links.v));
+			in->own_links.v[in->own_links.n++] = xstrdup(abs + 1);
+		}
 		break;
 	case PX_APK_HARDLINK: {
-		_cleanup_free_ char *target = xasprintf("/%s", e->link);
+		_cleanup_free_ char *target = NULL;
+		if (resolve(in, e->link, &target, err) < 0)
+			return -1;
 		const char *tsum = px_apk_db_file_sum(in->db, e->link);
 		if (!*tsum)
 			return px_err_set(
@@ -275,6 +424,7 @@ static int install_entry(void *ctx, const struct px_apk_entry *e, struct px_err 
 int px_apk_install(struct px_apk_installer *in, const struct px_apk_package *p, struct px_err **err)
 {
 	in->pkg = p;
+	clear_links(in);
 	px_apk_db_begin_package(in->db, p);
 	int r = px_apk_package_foreach(p, FILE_MAX, install_entry, in, err);
 	px_apk_db_end_package(in->db);

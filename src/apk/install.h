@@ -1,8 +1,11 @@
 /* Writes the data of verified apk packages into an image's ext4 root through libext2fs,
  * following apk's rules, and records every path in the installed database:
  *
- * - paths come from px_apk_package_foreach (no "..", no absolute names); extfs refuses to
- *   pass through a symbolic link, so nothing is written outside the root;
+ * - paths come from px_apk_package_foreach (no "..", no absolute names); symbolic links
+ *   already in the image are followed inside it as in a chroot (absolute targets start at
+ *   the image's root, ".." stops there), so a /usr-merged image's /lib -> usr/lib works;
+ *   a link the package itself made is never followed (refused), so a package cannot aim
+ *   its own later entries at another package's files;
  * - owners: the archive's user and group names are looked up in the image's /etc/passwd
  *   and /etc/group, else the archive's numeric ids are used, as apk does;
  * - every timestamp is clamped to source_date_epoch (never later than the build);

@@ -212,14 +212,42 @@ int main(void)
 	ok(!c || !strstr(c, "Inode:"), "no /etc/x in the image");
 	free(c);
 
-	/* A symlinked parent: usr/lib -> /tmp in the image; a package writing usr/lib/f. */
-	fx_debugfs_w(img, "symlink /usr/lib /tmp\n");
-	struct af_entry through[] = {{'f', "usr/lib/f", 0644, "x\n", NULL, 0, NULL, NULL}};
+	/* Links already in the image are followed inside it, as in a chroot (a /usr-merged
+	 * layout's /lib -> usr/lib): an absolute target starts at the image's root, and ".."
+	 * stops there. */
+	fx_debugfs_w(img, "symlink /usr/lib /tmp\nsymlink /usr/up ../../../..\n");
+	struct af_entry through[] = {{'f', "usr/lib/f", 0644, "x\n", NULL, 0, NULL, NULL},
+	                             {'f', "usr/up/etc/y", 0644, "y\n", NULL, 0, NULL, NULL}};
 	struct px_buf b5 = PX_BUF_INIT;
-	struct px_apk_package *p5 = build(&b5, "through", NULL, NULL, through, 1);
+	struct px_apk_package *p5 = build(&b5, "through", NULL, NULL, through, 2);
 	msg = install(img, p5, "through");
-	like(msg, "is a symbolic link: refusing to follow it", "a symlinked parent is refused");
+	ok(!msg, "a package writes through the image's own directory links");
+	if (msg)
+		printf("# %s\n", msg);
 	free(msg);
+	c = fx_cat(img, "/tmp/f");
+	is_str(c, "x\n", "usr/lib/f landed in /tmp/f (the link's absolute target, in the image)");
+	free(c);
+	c = fx_cat(img, "/etc/y");
+	is_str(c, "y\n", "'..' past the root stays at the root: usr/up/etc/y is /etc/y");
+	free(c);
+	ok(fx_fsck_clean(img), "e2fsck -fn is clean after writing through links");
+
+	/* A package cannot aim its own later entries through a link it made. */
+	struct af_entry sneaky[] = {{'d', "opt", 0755, NULL, NULL, 0, NULL, NULL},
+	                            {'l', "opt/etc", 0777, "/etc", NULL, 0, NULL, NULL},
+	                            {'f', "opt/etc/passwd", 0644, "evil\n", NULL, 0, NULL, NULL}};
+	struct px_buf b6 = PX_BUF_INIT;
+	struct px_apk_package *p6 = build(&b6, "sneaky", NULL, NULL, sneaky, 3);
+	msg = install(img, p6, "sneaky");
+	like(msg, "passes through the package's own symbolic link '/opt/etc'",
+	     "a path through the package's own link is refused");
+	free(msg);
+	c = fx_cat(img, "/etc/passwd");
+	like(c, "alice:x:1234", "/etc/passwd is untouched");
+	free(c);
+	px_apk_package_free(p6);
+	px_buf_free(&b6);
 
 	px_apk_package_free(p1);
 	px_apk_package_free(p2);

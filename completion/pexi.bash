@@ -8,7 +8,7 @@
 _pexi_commands="build up down status logs pep browse validate help"
 
 # Options of each command; those that take a value are listed again in _pexi_takes_value.
-_pexi_opts_build="-f --file --plan --json --offline"
+_pexi_opts_build="-f --file --plan --json --offline --frozen"
 _pexi_opts_up="-f --file --name --timeout"
 _pexi_opts_down="-f --file --name --force --timeout"
 _pexi_opts_status="-f --file --name --json"

@@ -5,7 +5,7 @@
 
 const struct px_command px_commands[] = {
         {"build", cmd_build, "run the image pipeline: disk.raw, seed.iso, pexi.lock, build.json",
-         "pexi build [-f FILE] [--plan] [--json] [--offline]"},
+         "pexi build [-f FILE] [--plan] [--json] [--offline] [--frozen]"},
         {"up", cmd_up, "start the sandbox VM with its policy proxy",
          "pexi up [-f FILE] [--name NAME] [--timeout SECONDS]"},
         {"down", cmd_down, "stop the sandbox VM",

@@ -131,6 +131,10 @@ struct server {
 	size_t n_listeners;
 	bool listening;
 	struct conn *conns;
+	/* Closed connections are freed only after the batch of events being handled, which
+	 * may still point at them (a signal or a completion can close a connection whose
+	 * own event comes later in the same batch). */
+	struct conn *graveyard;
 	unsigned n_conns;
 	uint64_t serial;
 	struct hold *hold;
@@ -330,6 +334,22 @@ static void conn_free(struct server *s, struct conn *c)
 	free(c);
 }
 
+static void bury(struct server *s, struct conn *c)
+{
+	c->prev = NULL;
+	c->next = s->graveyard;
+	s->graveyard = c;
+}
+
+static void free_graveyard(struct server *s)
+{
+	while (s->graveyard) {
+		struct conn *c = s->graveyard;
+		s->graveyard = c->next;
+		conn_free(s, c);
+	}
+}
+
 static void conn_close(struct server *s, struct conn *c, const char *why)
 {
 	if (c->dead)
@@ -347,7 +367,7 @@ static void conn_close(struct server *s, struct conn *c, const char *why)
 		c->next->prev = c->prev;
 	s->n_conns--;
 	if (c->inflight == 0)
-		conn_free(s, c);
+		bury(s, c);
 }
 
 static void conn_flush(struct server *s, struct conn *c)
@@ -695,7 +715,7 @@ static void on_done(struct server *s)
 		if (c->dead) {
 			job_free(j);
 			if (c->inflight == 0)
-				conn_free(s, c);
+				bury(s, c);
 			continue;
 		}
 		deliver(c, j);
@@ -1011,6 +1031,7 @@ static int serve(struct server *s)
 					conn_read(s, c);
 			}
 		}
+		free_graveyard(s);
 		unstarve(s);
 		uint64_t t = now_ms();
 		if (t - last_sweep >= TICK_MS) {
@@ -1182,6 +1203,7 @@ out:;
 			close(c->ev.fd);
 			conn_free(s, c);
 		}
+		free_graveyard(s);
 		free(s->threads);
 		px_audit_close(s->audit);
 		hold_unref(s->hold);

@@ -41,6 +41,25 @@ except socket.timeout:
 	wait_for_text "$TRASH/pep.err" "poweroff sent to 2 connections"
 '
 
+test_expect_success 'SIGUSR1 while hello'"'"'d peers vanish: the rest get poweroff, the daemon lives' '
+	py "
+conns = [fc.connect(SOCK) for _ in range(60)]
+for c in conns:
+    c.sendall(fc.frame({\"type\": \"hello\", \"instance_id\": \"many\"}))
+    assert fc.read_frame(c)[\"ok\"] is True
+for c in conns[::2]:
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack(\"ii\", 1, 0))
+    c.close()
+os.kill(PID, signal.SIGUSR1)
+for c in conns[1::2]:
+    assert fc.read_frame(c) == {\"type\": \"poweroff\"}
+    c.close()
+os.kill(PID, 0)
+s = fc.connect(SOCK)
+s.sendall(fc.frame({\"type\": \"hello\"}))
+assert fc.read_frame(s)[\"ok\"] is True
+"
+'
 test_expect_success 'SIGHUP with a valid policy: a denied host becomes allowed' '
 	py "
 s = fc.connect(SOCK)

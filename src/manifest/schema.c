@@ -25,7 +25,9 @@
 #define DEFAULT_TOTAL_MS     60000
 #define DEFAULT_BUILD_DIR    ".pexi/build"
 #define DEFAULT_FILE_MODE    0644
-static const char *const default_methods[] = {"GET", "HEAD", "POST"};
+/* The default allowlist: every ordinary method; CONNECT and TRACE stay out. */
+static const char *const default_methods[] = {"GET",   "HEAD",   "POST",   "PUT",
+                                              "PATCH", "DELETE", "OPTIONS"};
 
 enum ftype {
 	FT_SECTION,     /* a nested mapping of 'sub' fields, offsets from the same base */
@@ -794,7 +796,7 @@ static int pep_checks(struct px_manifest *m, const struct px_ynode *pep, const c
 	if (methods && methods->kind == PX_YNODE_SEQ && methods->n == 0)
 		return px_ynode_error(err, methods,
 		                      "'%smethods' is empty: list at least one method (the "
-		                      "default is GET, HEAD, POST)",
+		                      "default is GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS)",
 		                      p);
 	if (!m->pep.methods.n)
 		for (size_t i = 0; i < PX_ARRAY_SIZE(default_methods); i++)

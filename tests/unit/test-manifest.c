@@ -139,7 +139,7 @@ static void test_defaults(void)
 	is_int(m->vm.memory, 1ULL << 30, "default memory");
 	is_int(m->vm.vsock_port, 5000, "default vsock_port");
 	is_int(m->vm.accel, PX_ACCEL_AUTO, "default accel");
-	is_int(m->pep.methods.n, 3, "default methods: three");
+	is_int(m->pep.methods.n, 7, "default methods: seven");
 	is_str(m->pep.methods.v[0], "GET", "default methods: GET first");
 	is_int(m->pep.max_request_bytes, 10ULL << 20, "default max_request_bytes");
 	is_int(m->pep.max_response_bytes, 64ULL << 20, "default max_response_bytes");
@@ -472,7 +472,7 @@ static void test_errors(void)
 	    "connect timeout beyond total");
 	bad(MIN "pep:\n  methods: []\n",
 	    "manifest 't.yml':5:12: 'pep.methods' is empty: list at least one method (the default "
-	    "is GET, HEAD, POST)",
+	    "is GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS)",
 	    "empty methods");
 	bad(MIN "pep:\n  methods: [get]\n",
 	    "manifest 't.yml':5:13: 'pep.methods[0]': invalid HTTP method 'get' (uppercase "
@@ -755,7 +755,7 @@ static void test_policy(void)
 		is_int(m->pep.total_timeout_ms, 60000, "policy: default total timeout");
 		is_int(m->pep.max_response_bytes, 5ULL << 20, "policy: size");
 		is_int(m->pep.mode, PX_PEP_REPORT, "policy: mode");
-		is_int(m->pep.methods.n, 3, "policy: default methods");
+		is_int(m->pep.methods.n, 7, "policy: default methods");
 		px_manifest_free(m);
 		m = NULL;
 	}
@@ -767,9 +767,10 @@ static void test_policy(void)
 	px_err_clear(&err);
 	write_file("policy.yml", "methods: []\n");
 	px_manifest_load_pep(path, &m, &err);
-	_cleanup_free_ char *want2 = xasprintf("policy '%s':1:10: 'methods' is empty: list at "
-	                                       "least one method (the default is GET, HEAD, POST)",
-	                                       path);
+	_cleanup_free_ char *want2 = xasprintf(
+	        "policy '%s':1:10: 'methods' is empty: list at "
+	        "least one method (the default is GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS)",
+	        path);
 	is_str(err ? err->msg : NULL, want2, "policy: checks as in a manifest");
 	px_err_clear(&err);
 	write_file("policy.yml", "- a\n");

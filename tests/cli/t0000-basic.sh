@@ -16,6 +16,18 @@ test_expect_success 'pexi --help lists a command for every src/cli/cmd-*.c' '
 		grep -q "^   $c " out || { echo "pexi --help does not list $c"; exit 1; }
 	done && test "$n" -ge 8
 '
+test_expect_success 'pexi help CMD shows every long option of src/cli/cmd-CMD.c' '
+	for f in "$PEXI_SRC"/src/cli/cmd-*.c; do
+		c=${f##*/cmd-}; c=${c%.c}
+		"$PEXI" help "$c" >usage || exit 1
+		for o in $(grep -o "{\"[a-z][a-z-]*\", *[a-z]*_argument" "$f" | cut -d\" -f2); do
+			grep -q -- "--$o" usage && continue
+			# -f stands for --file (and for --follow in pexi logs).
+			case $o in file | follow) grep -q -- "-f" usage && continue ;; esac
+			echo "pexi help $c does not show --$o"; exit 1
+		done
+	done
+'
 test_expect_success 'pexi --help documents the exit codes' '
 	"$PEXI" --help >out && grep -q "3 invalid manifest" out
 '

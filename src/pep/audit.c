@@ -280,20 +280,35 @@ int px_audit_record(struct px_audit *a, const struct px_pep_request *req,
 	return rc;
 }
 
+/* Reads one line, newline included, into buf (MAX_LINE + 2 bytes); a longer line is cut
+ * at MAX_LINE + 1 bytes, which the caller reports, so a huge line costs no more memory.
+ * Returns the length, or -1 at the end of the file. */
+static ssize_t read_line(FILE *f, char *buf)
+{
+	size_t n = 0;
+	int ch;
+	while (n < MAX_LINE + 1 && (ch = getc_unlocked(f)) != EOF) {
+		buf[n++] = (char)ch;
+		if (ch == '\n')
+			break;
+	}
+	buf[n] = '\0';
+	return n ? (ssize_t)n : -1;
+}
+
 int px_audit_verify(const char *path, uint64_t *ret_lines, uint64_t *ret_bad_line,
                     struct px_err **err)
 {
 	_cleanup_fclose_ FILE *f = fopen(path, "re");
 	if (!f)
 		return px_err_errno(err, errno, "cannot open audit log '%s'", path);
-	_cleanup_free_ char *line = NULL;
-	size_t cap = 0;
+	_cleanup_free_ char *line = xmalloc(MAX_LINE + 2);
 	char prev[PX_SHA256_HEX];
 	memcpy(prev, ZERO_HASH, PX_SHA256_HEX);
 	uint64_t n = 0;
 	ssize_t len;
 	errno = 0;
-	while ((len = getline(&line, &cap, f)) >= 0) {
+	while ((len = read_line(f, line)) >= 0) {
 		n++;
 		const char *why = NULL;
 		char claimed_prev[PX_SHA256_HEX], hash[PX_SHA256_HEX];

@@ -76,6 +76,10 @@ GUEST_CROSS ?= $(GUEST_OTHER)-linux-gnu-gcc
 GUEST_CROSS_BIN := $(if $(shell command -v $(GUEST_CROSS) 2>/dev/null),$(BUILD)/guest/$(GUEST_OTHER)/pexi-guest)
 all: pexi guest
 else
+# Elsewhere (macOS) only a cross compiler builds it, when named: for Apple silicon guests
+# e.g. `make guest GUEST_CROSS=aarch64-linux-musl-gcc` (any static-capable Linux toolchain).
+GUEST_OTHER ?= aarch64
+GUEST_CROSS_BIN := $(if $(GUEST_CROSS),$(BUILD)/guest/$(GUEST_OTHER)/pexi-guest)
 all: pexi
 endif
 
@@ -91,10 +95,10 @@ $(BUILD)/pexi: $(CLI_OBJ) $(LIB)
 # $(BUILD)/pexi, or DATADIR once installed) into images that run the pexi-boot service.
 GUEST_SRC := $(sort $(wildcard src/guest/*.c))
 GUEST_FLAGS = -static -Os -std=c11 -D_GNU_SOURCE $(WARNINGS) $(HARDEN) -Isrc
-guest: $(BUILD)/pexi-guest $(GUEST_CROSS_BIN)
-	@mkdir -p guest/$(GUEST_ARCH) $(BUILD)/guest/$(GUEST_ARCH)
-	cp $< guest/$(GUEST_ARCH)/pexi-guest
-	cp $< $(BUILD)/guest/$(GUEST_ARCH)/pexi-guest
+guest: $(if $(GUEST_ARCH),$(BUILD)/pexi-guest) $(GUEST_CROSS_BIN)
+	$(if $(GUEST_ARCH),@mkdir -p guest/$(GUEST_ARCH) $(BUILD)/guest/$(GUEST_ARCH))
+	$(if $(GUEST_ARCH),cp $(BUILD)/pexi-guest guest/$(GUEST_ARCH)/pexi-guest)
+	$(if $(GUEST_ARCH),cp $(BUILD)/pexi-guest $(BUILD)/guest/$(GUEST_ARCH)/pexi-guest)
 	$(if $(GUEST_CROSS_BIN),@mkdir -p guest/$(GUEST_OTHER))
 	$(if $(GUEST_CROSS_BIN),cp $(GUEST_CROSS_BIN) guest/$(GUEST_OTHER)/pexi-guest)
 

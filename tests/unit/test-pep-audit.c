@@ -224,6 +224,16 @@ static void test_tamper(void)
 	_cleanup_free_ char *garbage = xasprintf("%.*snot json\n%s", (int)(l2 - orig), orig, l3);
 	expect_bad(garbage, 2, "not an audit record", "a foreign line");
 
+	/* A line past the 4 MiB cap is reported, not read whole. */
+	size_t big = (5u << 20);
+	char *huge = xmalloc((size_t)(l2 - orig) + big + 2);
+	memcpy(huge, orig, (size_t)(l2 - orig));
+	memset(huge + (l2 - orig), 'x', big);
+	huge[(l2 - orig) + big] = '\n';
+	huge[(l2 - orig) + big + 1] = '\0';
+	expect_bad(huge, 2, "is too long", "an overlong line");
+	free(huge);
+
 	/* A torn tail also stops the daemon from continuing the chain. */
 	px_atomic_write_file(logpath, torn, strlen(torn), 0600, NULL);
 	struct px_err *err = NULL;

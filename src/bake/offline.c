@@ -401,15 +401,18 @@ static int defer_scripts(struct bake *b, const struct px_apk_package *p, struct 
 		_cleanup_free_ char *path = xasprintf("%s/%s", FIRSTBOOT_DIR, name);
 		if (px_extfs_write_file(b->fs, path, s->body, s->len, &a, err) < 0)
 			return -1;
-		if (order[k] == PX_APK_TRIGGER) {
-			_cleanup_buf_ struct px_buf args = PX_BUF_INIT;
+		/* What apk passes: the new version to install scripts, the watched directories
+		 * (globs, expanded by the service) to a trigger. */
+		_cleanup_buf_ struct px_buf args = PX_BUF_INIT;
+		if (order[k] == PX_APK_TRIGGER)
 			for (size_t t = 0; t < p->info.triggers.n; t++)
 				px_buf_printf(&args, "%s\n", p->info.triggers.v[t]);
-			_cleanup_free_ char *apath = xasprintf("%s.args", path);
-			struct px_extfs_attrs aa = {0600, 0, 0, a.mtime};
-			if (px_extfs_write_file(b->fs, apath, args.data, args.len, &aa, err) < 0)
-				return -1;
-		}
+		else
+			px_buf_printf(&args, "%s\n", p->info.version);
+		_cleanup_free_ char *apath = xasprintf("%s.args", path);
+		struct px_extfs_attrs aa = {0600, 0, 0, a.mtime};
+		if (px_extfs_write_file(b->fs, apath, args.data, args.len, &aa, err) < 0)
+			return -1;
 		b->n_deferred++;
 		b->res->deferred = xreallocarray(b->res->deferred, b->res->n_deferred + 1,
 		                                 sizeof(*b->res->deferred));

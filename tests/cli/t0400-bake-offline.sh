@@ -117,6 +117,7 @@ test_expect_success 'world, scripts.tar and the firstboot service' '
 	dbg "$B/disk.raw" "dump /lib/apk/db/scripts.tar scripts.tar" &&
 	tar -tf scripts.tar | grep -q "^foo-2.0-r0.Q1.*\.post-install$" &&
 	dbg "$B/disk.raw" "ls /var/lib/pexi/firstboot" | grep -q "foo.post-install" &&
+	dbg "$B/disk.raw" "cat /var/lib/pexi/firstboot/0000-foo.post-install.args" | grep -qx "2.0-r0" &&
 	dbg "$B/disk.raw" "stat /etc/runlevels/default/pexi-firstboot" |
 		grep -q "Fast link dest: \"/etc/init.d/pexi-firstboot\"" &&
 	dbg "$B/disk.raw" "cat /etc/init.d/pexi-firstboot" | head -1 | grep -qx "#!/sbin/openrc-run"

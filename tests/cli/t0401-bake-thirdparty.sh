@@ -92,4 +92,9 @@ test_expect_success 'a tampered package is refused by its C: checksum' '
 	"$PEXI" -q build -f b/pexi.yml 2>err; test $? -eq 4 &&
 	grep -q "Q1jeRAF+EpaHQSmKZxtA9fmuD6Hv8=" err && test ! -e b/.pexi/build/disk.raw
 '
+test_expect_success 'a package whose libraries no repository has names the missing one' '
+	mkdir c && cp a/antkss.rsa.pub c/ && sed "s/add: .*/add: [hcxdumptool]/" a/pexi.yml >c/pexi.yml &&
+	"$PEXI" -q build -f c/pexi.yml 2>err; test $? -eq 4 &&
+	grep -q "hcxdumptool" err && grep -q "so:" err && test ! -e c/.pexi/build/disk.raw
+'
 test_done

@@ -77,7 +77,6 @@ int cmd_browse(int argc, char **argv, struct px_err **err)
 	/* The instance's browser channel unless a socket is named (an agent run by hand, the
 	 * host tests). */
 	_cleanup_(px_instance_freep) struct px_instance *in = NULL;
-	_cleanup_free_ char *instance_socket = NULL;
 	if (!socket_path) {
 		if (px_instance_from_manifest(file, name, NULL, &in, err) < 0)
 			return -1;
@@ -85,8 +84,7 @@ int cmd_browse(int argc, char **argv, struct px_err **err)
 			return px_err_set(err, PX_EXIT_FAILURE,
 			                  "instance '%s' is not running (start it with 'pexi up')",
 			                  in->name);
-		instance_socket = xasprintf("%s/browser.sock", in->dir);
-		socket_path = instance_socket;
+		socket_path = in->browser_sock;
 	}
 
 	_cleanup_(px_agent_closep) struct px_agent *agent = NULL;

@@ -25,6 +25,7 @@ struct px_instance *px_instance_new(const char *base, const char *name)
 	in->pep_sock = xasprintf("%s/pep.sock", in->dir);
 	in->qmp_sock = xasprintf("%s/qmp.sock", in->dir);
 	in->control_sock = xasprintf("%s/control.sock", in->dir);
+	in->browser_sock = xasprintf("%s/browser.sock", in->dir);
 	in->policy = xasprintf("%s/policy.yml", in->dir);
 	in->disk = xasprintf("%s/disk.raw", in->dir);
 	in->efi_vars = xasprintf("%s/efi-vars.fd", in->dir);
@@ -41,8 +42,8 @@ void px_instance_free(struct px_instance *in)
 		close(in->lock_fd);
 	char **strs[] = {&in->name,        &in->dir,      &in->lock_path,    &in->state_path,
 	                 &in->console_log, &in->pep_log,  &in->audit_log,    &in->supervisor_log,
-	                 &in->pep_sock,    &in->qmp_sock, &in->control_sock, &in->policy,
-	                 &in->disk,        &in->efi_vars, &in->machine_id};
+	                 &in->pep_sock,    &in->qmp_sock, &in->control_sock, &in->browser_sock,
+	                 &in->policy,      &in->disk,     &in->efi_vars,     &in->machine_id};
 	for (size_t i = 0; i < PX_ARRAY_SIZE(strs); i++)
 		free(*strs[i]);
 	free(in);
@@ -68,7 +69,7 @@ static void remove_run_files(const struct px_instance *in)
 {
 	const char *files[] = {in->state_path,     in->console_log, in->pep_log,  in->audit_log,
 	                       in->supervisor_log, in->pep_sock,    in->qmp_sock, in->control_sock,
-	                       in->policy,         in->disk};
+	                       in->browser_sock,   in->policy,      in->disk};
 	for (size_t i = 0; i < PX_ARRAY_SIZE(files); i++)
 		unlink(files[i]);
 }

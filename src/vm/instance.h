@@ -10,6 +10,8 @@
  *   pep.sock        the PEP's unix socket (the guest channel ends there)
  *   qmp.sock        QEMU's QMP socket
  *   control.sock    the supervisor's control socket (`pexi down` speaks to it)
+ *   browser.sock    the guest browser agent's command channel (`pexi browse`), QEMU's
+ *                   end of the virtio-serial port pexi.browser
  *   policy.yml      the manifest's pep section, as the PEP reads it
  *   disk.raw        the instance's copy of the built disk (each up starts from the build)
  *   efi-vars.fd, machine-id   firmware state kept from one up to the next */
@@ -35,6 +37,7 @@ struct px_instance {
 	char *pep_sock;
 	char *qmp_sock;
 	char *control_sock;
+	char *browser_sock;
 	char *policy;
 	char *disk;
 	char *efi_vars;

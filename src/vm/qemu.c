@@ -139,6 +139,15 @@ int px_qemu_argv(const struct px_qemu_opts *o, char ***ret, struct px_err **err)
 		px_argv_add(&a, "virtserialport,bus=vser0.0,chardev=pep,name=pexi.pep");
 	}
 
+	/* Commands for the guest's browser agent come in on their own port, never mixed with
+	 * the PEP's frames; QEMU listens and `pexi browse` connects when it needs to. */
+	if (o->browser_sock) {
+		px_argv_add(&a, "-chardev");
+		add_path_arg(&a, "socket,id=browser,server=on,wait=off,path=", o->browser_sock, "");
+		px_argv_add(&a, "-device");
+		px_argv_add(&a, "virtserialport,bus=vser0.0,chardev=browser,name=pexi.browser");
+	}
+
 	/* Entropy for the guest without any host device it could reach through. */
 	px_argv_add(&a, "-device");
 	px_argv_add(&a, "virtio-rng-pci");
@@ -386,6 +395,7 @@ static int qemu_prepare(struct px_vm *vm, struct px_err **err)
 	        .vsock = vm->vsock,
 	        .guest_cid = guest_cid(in->dir),
 	        .pep_sock = in->pep_sock,
+	        .browser_sock = in->browser_sock,
 	};
 	return px_qemu_argv(&o, &vm->argv, err);
 }

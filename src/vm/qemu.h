@@ -36,6 +36,9 @@ struct px_qemu_opts {
 	bool vsock;
 	uint32_t guest_cid;
 	const char *pep_sock;
+	/* The guest browser agent's command port: a virtio-serial port 'pexi.browser' whose
+	 * chardev listens at browser_sock for `pexi browse` (NULL: none). */
+	const char *browser_sock;
 };
 
 /* Builds the argv (NULL-terminated; free with px_argv_free). */

@@ -12,13 +12,17 @@
 // a proxy that does not answer, a body over the cap or a response Firefox refuses each map
 // to a defined response or a failRequest — because a request left blocked hangs the page.
 //
-// It also serves a small command interface for whoever drives the browser (JSON lines on
-// TCP 127.0.0.1:4041 by default): navigate, text, evaluate, screenshot, ping.
+// It also serves a small command interface for whoever drives the browser, JSON lines on
+// TCP 127.0.0.1:4041 by default and on the virtio-serial port pexi.browser when the VM has
+// one (the host's `pexi browse` reaches it through the instance's browser.sock): navigate,
+// text, evaluate, screenshot, ping.
 //
 // Configuration (environment):
 //   PEXI_BIDI_URL        ws://127.0.0.1:9222/session
 //   PEXI_PEP_ADDR        127.0.0.1:4040 (host:port, or a unix socket path)
 //   PEXI_CONTROL_ADDR    127.0.0.1:4041 (host:port, or a unix socket path; "" disables)
+//   PEXI_CONTROL_PORT    /dev/virtio-ports/pexi.browser (a character device carrying the
+//                        same JSON lines from the host; used when it exists, "" disables)
 //   PEXI_TIMEOUT_MS      60000   per request, proxy round trip included
 //   PEXI_MAX_BODY_BYTES  10485760  request bodies above it get 413 without leaving
 //   PEXI_MAX_FRAME_BYTES 100663296 answers above it are refused (413)
@@ -33,6 +37,7 @@ const config = {
 	bidiUrl: env.PEXI_BIDI_URL || 'ws://127.0.0.1:9222/session',
 	pepAddr: env.PEXI_PEP_ADDR || '127.0.0.1:4040',
 	controlAddr: env.PEXI_CONTROL_ADDR ?? '127.0.0.1:4041',
+	controlPort: env.PEXI_CONTROL_PORT ?? '/dev/virtio-ports/pexi.browser',
 	timeoutMs: Number(env.PEXI_TIMEOUT_MS || 60000),
 	maxBodyBytes: Number(env.PEXI_MAX_BODY_BYTES || 10 * 1024 * 1024),
 	maxFrameBytes: Number(env.PEXI_MAX_FRAME_BYTES || 96 * 1024 * 1024),
@@ -408,32 +413,84 @@ async function runCommand(bidi, cmd) {
 	}
 }
 
-function serveCommands(bidi, addr) {
-	const server = net.createServer((sock) => {
-		let buf = '';
-		sock.setEncoding('utf8');
-		sock.on('data', async (d) => {
-			buf += d;
-			if (buf.length > 1 << 20) return sock.destroy();
-			let nl;
-			while ((nl = buf.indexOf('\n')) >= 0) {
-				const line = buf.slice(0, nl);
-				buf = buf.slice(nl + 1);
+// Reads command lines from 'input' and writes one answer line each to 'write', one command
+// at a time. A line over 1 MiB is a broken peer: its stream is dropped.
+function commandLines(bidi, input, write, drop) {
+	let buf = '';
+	let busy = Promise.resolve();
+	input.setEncoding('utf8');
+	input.on('data', (d) => {
+		buf += d;
+		if (buf.length > 1 << 20) {
+			buf = '';
+			return drop();
+		}
+		let nl;
+		while ((nl = buf.indexOf('\n')) >= 0) {
+			const line = buf.slice(0, nl).trim();
+			buf = buf.slice(nl + 1);
+			if (!line) continue;
+			busy = busy.then(async () => {
 				let out;
 				try {
 					out = await runCommand(bidi, JSON.parse(line));
 				} catch (e) {
 					out = {ok: false, error: e.message};
 				}
-				sock.write(JSON.stringify(out) + '\n');
-			}
-		});
+				write(JSON.stringify(out) + '\n');
+			});
+		}
+	});
+	input.on('error', () => {});
+}
+
+function serveCommands(bidi, addr) {
+	const server = net.createServer((sock) => {
+		commandLines(bidi, sock, (s) => sock.write(s), () => sock.destroy());
 		sock.on('error', () => {});
 	});
 	const opts = socketOptions(addr);
 	if (opts.path) fs.rmSync(opts.path, {force: true});
 	server.listen(opts);
 	return server;
+}
+
+// The device of the virtio-serial port named 'name': udev links it under
+// /dev/virtio-ports/, but busybox mdev (Alpine) does not, so the names in sysfs are read too.
+function findPort(path) {
+	if (fs.existsSync(path)) return path;
+	const name = path.split('/').pop();
+	let entries = [];
+	try {
+		entries = fs.readdirSync('/sys/class/virtio-ports');
+	} catch {
+		return null;
+	}
+	for (const e of entries) {
+		try {
+			if (fs.readFileSync(`/sys/class/virtio-ports/${e}/name`, 'utf8').trim() === name) return `/dev/${e}`;
+		} catch {
+			// a port without a name: not ours
+		}
+	}
+	return null;
+}
+
+// The virtio-serial port is one byte stream that outlives host connections: QEMU keeps it
+// while `pexi browse` connects and disconnects, so it is opened once and never closed.
+function servePort(bidi, path) {
+	let fd;
+	try {
+		fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_NOCTTY);
+	} catch (e) {
+		log(`command port '${path}' not used: ${e.code || e.message}`);
+		return;
+	}
+	const input = fs.createReadStream(null, {fd, autoClose: false});
+	const output = fs.createWriteStream(null, {fd, autoClose: false});
+	output.on('error', (e) => log(`command port write failed: ${e.message}`));
+	commandLines(bidi, input, (s) => output.write(s), () => {});
+	log(`serving commands on '${path}'`);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -460,6 +517,8 @@ async function main() {
 	await bidi.send('network.setCacheBehavior', {cacheBehavior: 'bypass'});
 	await bidi.send('session.subscribe', {events: ['network.beforeRequestSent']});
 	if (config.controlAddr) serveCommands(bidi, config.controlAddr);
+	const port = config.controlPort && findPort(config.controlPort);
+	if (port) servePort(bidi, port);
 	log(`ready: intercepting every request, proxy at ${config.pepAddr}`);
 	// The marker supervisors and tests wait for.
 	process.stdout.write('pexi-agent ready\n');

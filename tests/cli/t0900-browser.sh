@@ -62,6 +62,11 @@ spawn "$W/pep.log" "$PEXI" pep --policy "$W/policy.yml" --listen "unix:$W/pep.so
 	--audit "$W/audit.jsonl" --hosts-file "$W/hosts"
 wait_for 10 test -S "$W/pep.sock" || { cat "$W/pep.log" >&2; exit 1; }
 
+# The VM's virtio-serial port pexi.browser and QEMU's socket for it (browser.sock), as a pty
+# and a unix socket: how `pexi browse` reaches the agent in a real instance.
+spawn "$W/vport.log" python3 "$B/vport.py" "$W/vport" "$W/browser.sock"
+wait_for 10 test -S "$W/browser.sock" || { cat "$W/vport.log" >&2; exit 1; }
+export PEXI_CONTROL_PORT="$W/vport"
 spawn "$W/browser.log" "$B/sandbox-run" "$W" "$W/pep.sock"
 if ! wait_for 90 ctl '{"cmd":"ping"}'; then
 	tail -30 "$W/browser.log" >&2
@@ -125,13 +130,13 @@ test_expect_success 'Firefox looked up no name (only localhost, if anything)' "
 	! grep -v -x 'localhost' '$W/dns.log'
 "
 
-test_expect_success 'pexi browse prints the page text and writes a screenshot' "
-	'$PEXI' browse --socket '$W/agent.sock' --text --screenshot '$W/browse.png' '$SITE/' >'$W/browse.txt' &&
+test_expect_success 'pexi browse through the virtio-serial port prints the text and a screenshot' "
+	'$PEXI' browse --socket '$W/browser.sock' --text --screenshot '$W/browse.png' '$SITE/' >'$W/browse.txt' &&
 	grep -q 'cross-site\\|pending\\|data-ok' '$W/browse.txt' &&
 	python3 '$B/pngpixel.py' '$W/browse.png' 10 10 | grep -q ' 0 160 0$'
 "
-test_expect_success 'pexi browse of a denied host shows the denial page text' "
-	'$PEXI' browse --socket '$W/agent.sock' --text http://denied.test/ >'$W/browse-denied.txt' &&
+test_expect_success 'pexi browse through the virtio-serial port shows the denial page text' "
+	'$PEXI' browse --socket '$W/browser.sock' --text http://denied.test/ >'$W/browse-denied.txt' &&
 	grep -q 'denied_by_policy' '$W/browse-denied.txt'
 "
 

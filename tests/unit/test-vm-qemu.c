@@ -84,6 +84,25 @@ static void no_network(char **v, const char *what)
 	ok(argv_has(v, "-no-reboot"), "%s: -no-reboot (a rebooting guest ends the run)", what);
 }
 
+/* The browser agent's command port: its own virtio-serial port, QEMU listening. */
+static void test_argv_browser_port(void)
+{
+	struct px_qemu_opts o = base_opts();
+	o.browser_sock = "/inst/browser.sock";
+	char **v = NULL;
+	struct px_err *err = NULL;
+	ok(px_qemu_argv(&o, &v, &err) == 0, "argv with a browser port builds");
+	ok(argv_has(v, "socket,id=browser,server=on,wait=off,path=/inst/browser.sock"),
+	   "QEMU listens on browser.sock without waiting for a client");
+	ok(argv_has(v, "virtserialport,bus=vser0.0,chardev=browser,name=pexi.browser"),
+	   "the guest sees the port pexi.browser");
+	ok(argv_has(v, "virtserialport,bus=vser0.0,chardev=pep,name=pexi.pep"),
+	   "the PEP channel is still its own port");
+	no_network(v, "with a browser port");
+	px_argv_free(v);
+	px_err_free(err);
+}
+
 static void test_argv_serial(void)
 {
 	struct px_qemu_opts o = base_opts();
@@ -109,6 +128,7 @@ static void test_argv_serial(void)
 	   "the channel chardev connects to the PEP socket");
 	ok(argv_has(v, "virtserialport,bus=vser0.0,chardev=pep,name=pexi.pep"),
 	   "the channel is the virtio-serial port pexi.pep");
+	ok(!argv_contains(v, "pexi.browser"), "no browser port unless asked for");
 	ok(!argv_contains(v, "vhost-vsock"), "no vhost-vsock without /dev/vhost-vsock");
 	ok(argv_has(v, "local,id=workspace,security_model=none,path=/work/share") &&
 	           argv_has(v, "virtio-9p-pci,fsdev=workspace,mount_tag=workspace"),
@@ -430,6 +450,7 @@ int main(void)
 {
 	tu_mkdtemp("test-vm-qemu");
 	test_argv_serial();
+	test_argv_browser_port();
 	test_argv_vsock_kvm();
 	test_argv_aarch64_kernel();
 	test_argv_escaping();

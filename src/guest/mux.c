@@ -534,30 +534,36 @@ enum px_mux_verdict px_mux_answer(struct px_mux *m, const char *frame, size_t le
 	return PX_MUX_ROUTED;
 }
 
-void px_mux_fail_all(struct px_mux *m, const char *message, px_mux_deliver_fn deliver, void *ctx)
+/* An error answer for pending request p: its own id (or none), status 0, the error. */
+static void error_answer(struct px_mux_pending *p, const char *code, const char *message)
 {
 	char quoted[512];
 	if (!px_json_quote(message, strlen(message), quoted, sizeof(quoted)))
 		px_json_quote("channel error", 13, quoted, sizeof(quoted));
+	struct out o = {0};
+	out_str(&o, "{");
+	if (p->client_id) {
+		out_str(&o, "\"id\":");
+		out_put(&o, p->client_id, p->client_id_len);
+		out_str(&o, ",");
+	}
+	out_str(&o, "\"status\":0,\"headers\":[],\"body_base64\":\"\",\"error\":{\"code\":\"");
+	out_str(&o, code);
+	out_str(&o, "\",\"message\":");
+	out_str(&o, quoted);
+	out_str(&o, "}}");
+	free(p->answer);
+	p->answer = o.s;
+	p->answer_len = o.len;
+}
+
+void px_mux_fail_all(struct px_mux *m, const char *message, px_mux_deliver_fn deliver, void *ctx)
+{
 	/* Every request that has no answer yet gets this one; then all of them go out in list
 	 * order, which is request order within each connection. */
-	for (struct px_mux_pending *p = m->head; p; p = p->next) {
-		if (p->answer)
-			continue;
-		struct out o = {0};
-		out_str(&o, "{");
-		if (p->client_id) {
-			out_str(&o, "\"id\":");
-			out_put(&o, p->client_id, p->client_id_len);
-			out_str(&o, ",");
-		}
-		out_str(&o, "\"status\":0,\"headers\":[],\"body_base64\":\"\","
-		            "\"error\":{\"code\":\"http_error\",\"message\":");
-		out_str(&o, quoted);
-		out_str(&o, "}}");
-		p->answer = o.s;
-		p->answer_len = o.len;
-	}
+	for (struct px_mux_pending *p = m->head; p; p = p->next)
+		if (!p->answer)
+			error_answer(p, "http_error", message);
 	while (m->head) {
 		struct px_mux_pending *p = m->head;
 		unlink_pending(m, p);
@@ -565,6 +571,38 @@ void px_mux_fail_all(struct px_mux *m, const char *message, px_mux_deliver_fn de
 		p->answer = NULL;
 		pending_free(p);
 	}
+}
+
+void px_mux_fail_one(struct px_mux *m, uint64_t tag, const char *code, const char *message,
+                     px_mux_deliver_fn deliver, void *ctx)
+{
+	struct px_mux_pending *p = m->head;
+	while (p && p->tag != tag)
+		p = p->next;
+	if (!p || p->answer)
+		return;
+	error_answer(p, code, message);
+	char *answer = p->answer;
+	p->answer = NULL;
+	settle(m, p, answer, p->answer_len, deliver, ctx);
+}
+
+bool px_mux_prefix_tag(const char *t, size_t len, uint64_t *ret)
+{
+	size_t i = skip_ws(t, len, 0);
+	if (i >= len || t[i] != '{')
+		return false;
+	i = skip_ws(t, len, i + 1);
+	if (len - i < 4 || memcmp(t + i, "\"id\"", 4) != 0)
+		return false;
+	i = skip_ws(t, len, i + 4);
+	if (i >= len || t[i] != ':')
+		return false;
+	i = skip_ws(t, len, i + 1);
+	size_t end = i + 1;
+	while (end < len && end - i < 22 && t[end] != '"')
+		end++;
+	return end < len && parse_tag(t + i, end - i + 1, ret);
 }
 
 void px_mux_drop_conn(struct px_mux *m, int conn)

@@ -78,6 +78,15 @@ enum px_mux_verdict px_mux_answer(struct px_mux *m, const char *frame, size_t le
  * order rules above: used when the channel to the host is lost. */
 void px_mux_fail_all(struct px_mux *m, const char *message, px_mux_deliver_fn deliver, void *ctx);
 
+/* Answers the pending request 'tag' alone with an error frame (code, message), in the
+ * order rules above: used for an answer the helper cannot take (over its frame cap). */
+void px_mux_fail_one(struct px_mux *m, uint64_t tag, const char *code, const char *message,
+                     px_mux_deliver_fn deliver, void *ctx);
+
+/* Reads our tag from the start of a frame too large to hold: true when text[0..len) begins
+ * with {"id":"gN" (blanks allowed), as the PEP writes its answers, id first. */
+bool px_mux_prefix_tag(const char *text, size_t len, uint64_t *ret);
+
 /* Forgets the requests of a connection that closed; late answers become PX_MUX_UNKNOWN. */
 void px_mux_drop_conn(struct px_mux *m, int conn);
 

@@ -47,6 +47,7 @@
 #define META_DATA_FILE   "/var/lib/cloud/seed/nocloud/meta-data"
 #define MAX_INSTANCE_ID  256
 #define READ_CHUNK       (64 * 1024)
+#define TAG_PREFIX       64 /* bytes of an oversized frame read for its id */
 #define RETRY_MIN_MS     100
 #define RETRY_MAX_MS     2000
 
@@ -192,8 +193,11 @@ static void ibuf_free(struct ibuf *b)
  * returned as -2. */
 static ssize_t ibuf_read(struct ibuf *b, int fd, size_t max_frame)
 {
+	/* Grows by doubling, so a large frame is not copied once per chunk. */
 	size_t want = b->len + READ_CHUNK;
 	size_t limit = max_frame + 4 + READ_CHUNK;
+	if (want > b->cap && want < 2 * b->cap)
+		want = 2 * b->cap;
 	if (want > limit)
 		want = limit;
 	if (b->cap < want) {
@@ -554,9 +558,22 @@ static void chan_readable(struct bridge *b)
 		if (st == FRAME_NONE)
 			return;
 		if (st == FRAME_TOO_BIG) {
-			/* The length is known, so the stream stays in step: skip the frame. */
-			logmsg("host frame of %zu bytes is over the cap; skipped", len);
+			/* The length is known, so the stream stays in step: skip the frame. Its
+			 * start names the request it answers (the PEP writes the id first), which
+			 * then gets an error instead of waiting forever. */
 			size_t have = b->chan_in.len - 4;
+			if (have < TAG_PREFIX && have < len)
+				return; /* wait for enough of it to read the id */
+			uint64_t tag;
+			char msg[128];
+			snprintf(
+			        msg, sizeof(msg),
+			        "the answer (%zu bytes) is over the guest helper's frame cap (%zu)",
+			        len, b->o->max_frame);
+			if (px_mux_prefix_tag(b->chan_in.data + 4, have, &tag))
+				px_mux_fail_one(&b->mux, tag, "constraint_violation", msg, deliver,
+				                b);
+			logmsg("host frame of %zu bytes is over the cap; skipped", len);
 			size_t drop = have < len ? have : len;
 			ibuf_consume(&b->chan_in, 4 + drop);
 			b->chan_in.skip = len - drop;
@@ -1075,7 +1092,8 @@ int main(int argc, char **argv)
 	        .vsock_port = DEFAULT_VSOCK,
 	        .port = DEFAULT_PORT,
 	        .meta_data = META_DATA_FILE,
-	        .max_frame = 16u << 20,
+	        /* The PEP's default max_response_bytes (64 MiB) in base64, with headers. */
+	        .max_frame = 128u << 20,
 	        .max_conns = 64,
 	        .max_inflight = 32,
 	};

@@ -150,6 +150,12 @@ test_expect_success 'a frame over the cap is refused before it is read' '
 	PY
 '
 
+test_expect_success 'an answer over the frame cap fails its request, and the stream stays in step' '
+	rc=0 && "$GUEST" fetch --port "$PORT" http://x/big >out 2>err || rc=$? &&
+	test $rc -eq 3 && grep -q "error constraint_violation: the answer (1[0-9]* bytes) is over" err &&
+	"$GUEST" fetch --port "$PORT" http://x/after >out && test "$(cat out)" = "GET http://x/after"
+'
+
 test_expect_success 'when the host side goes away, pending requests fail and it reconnects' '
 	kill $(cat "$TRASH/peer.pid") && sleep 0.3 &&
 	rc=0 && "$GUEST" fetch --port "$PORT" http://down/ 2>err || rc=$? &&

@@ -9,7 +9,8 @@ Listens on the unix socket SOCK (where QEMU's virtio-serial chardev or pexi-gues
     "hello INSTANCE_ID" to the --ready file (what `pexi pep --ready-fd` writes);
   - answers each request {"id","method","url",...} with status 200 and the body
     "METHOD URL" (base64), echoing the id; a URL containing "slow" is answered after
-    0.6 s from another thread, so answers leave out of order; a URL containing "deny"
+    0.6 s from another thread, so answers leave out of order; "big" gets an 8000-byte
+    body (a frame over a small --max-frame); a URL containing "deny"
     gets {"status":0,"error":{"code":"denied_by_policy",...}};
   - on SIGUSR1 sends {"type":"poweroff"} on every connection that said hello, like the
     real PEP;
@@ -54,6 +55,8 @@ def answer(conn, req):
     resp = {"status": 200, "headers": [["content-type", "text/plain"]],
             "body_base64": base64.b64encode(f"{req.get('method')} {url}".encode()).decode(),
             "error": None}
+    if "big" in url:
+        resp["body_base64"] = base64.b64encode(b"B" * 8000).decode()
     if "deny" in url:
         resp = {"status": 0, "headers": [], "body_base64": "",
                 "error": {"code": "denied_by_policy", "message": "host is not allowed"}}

@@ -47,6 +47,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rtype == 0)
 		check_span(&type, size);
 	free(px_json_string(text, size));
+	uint64_t tag;
+	if (px_mux_prefix_tag(text, size, &tag) && rid == 0 && !id.found)
+		abort(); /* a leading tag is a top-level id whenever the whole text scans */
 
 	struct px_mux m;
 	struct got g = {0};

@@ -293,6 +293,51 @@ static void test_fail_all(void)
 	px_mux_free(&m);
 }
 
+static void test_fail_one(void)
+{
+	struct px_mux m;
+	struct seen s = {0};
+	px_mux_init(&m);
+	uint64_t tag = 0;
+	ok(px_mux_prefix_tag(" { \"id\" : \"g42\", \"status\":200, \"body_base64\":\"AAAA", 37,
+	                     &tag),
+	   "the tag is read from the start of a frame");
+	is_int(tag, 42, "tag 42");
+	ok(!px_mux_prefix_tag("{\"status\":200,\"id\":\"g1\"}", 25, &tag),
+	   "only a leading id counts");
+	ok(!px_mux_prefix_tag("{\"id\":\"g12", 10, &tag), "a cut-off id is no tag");
+	ok(!px_mux_prefix_tag("{\"id\":\"x1\"", 11, &tag), "a foreign id is no tag");
+
+	char *a = req(&m, 3, "{\"method\":\"GET\"}");
+	char *b = req(&m, 3, "{\"method\":\"GET\"}");
+	char *c = req(&m, 4, "{\"id\":9,\"method\":\"GET\"}");
+	px_mux_fail_one(&m, 3, "constraint_violation", "too big", record, &s);
+	is_int(s.n, 1, "the failed id'd request is answered at once");
+	char *id = s.n ? id_of(s.frame[0]) : NULL;
+	is_str(id, "9", "with its own id");
+	free(id);
+	cJSON *j = s.n ? cJSON_Parse(s.frame[0]) : NULL;
+	cJSON *e = j ? cJSON_GetObjectItemCaseSensitive(j, "error") : NULL;
+	cJSON *code = e ? cJSON_GetObjectItemCaseSensitive(e, "code") : NULL;
+	is_str(cJSON_IsString(code) ? code->valuestring : NULL, "constraint_violation",
+	       "and the code given");
+	cJSON_Delete(j);
+	seen_reset(&s);
+	px_mux_fail_one(&m, 2, "constraint_violation", "too big", record, &s);
+	is_int(s.n, 0, "a failed id-less answer still waits for the one before it");
+	answer(&m, a, 200, &s);
+	ok(s.n == 2 && status_of(s.frame[0]) == 200 && status_of(s.frame[1]) == 0,
+	   "then both go out in order");
+	px_mux_fail_one(&m, 2, "constraint_violation", "again", record, &s);
+	is_int(s.n, 2, "failing a request no longer pending does nothing");
+	is_int(m.n, 0, "nothing pending");
+	seen_reset(&s);
+	free(a);
+	free(b);
+	free(c);
+	px_mux_free(&m);
+}
+
 /* Many interleaved connections, answered in reverse: every connection gets exactly its
  * own answers, id-less ones in order. */
 static void test_many(void)
@@ -330,6 +375,7 @@ int main(void)
 	test_tagging();
 	test_routing();
 	test_fail_all();
+	test_fail_one();
 	test_many();
 	return done_testing();
 }

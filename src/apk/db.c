@@ -10,6 +10,7 @@
 
 #define INSTALLED_PATH "/lib/apk/db/installed"
 #define SCRIPTS_PATH   "/lib/apk/db/scripts.tar"
+#define SCRIPTS_GZ     "/lib/apk/db/scripts.tar.gz"
 #define TRIGGERS_PATH  "/lib/apk/db/triggers"
 #define WORLD_PATH     "/etc/apk/world"
 /* Caps on what is read back from an image. */
@@ -128,6 +129,9 @@ struct px_apk_db {
 	size_t n_scripts;
 	struct px_strv triggers; /* lines, without newline */
 	struct px_strv world;
+	/* apk-tools 3 keeps the scripts in scripts.tar.gz unless a scripts.tar exists (which
+	 * it then prefers): the database is written back in the form it was found in. */
+	bool scripts_gz;
 };
 
 static void strv_add(struct px_strv *v, char *s)
@@ -309,6 +313,7 @@ static int parse_scripts(struct px_apk_db *db, const char *buf, size_t len, stru
 	int r;
 	if (!a)
 		abort();
+	archive_read_support_filter_gzip(a);
 	archive_read_support_format_tar(a);
 	archive_read_support_format_gnutar(a);
 	if (archive_read_open_memory(a, buf, len) != ARCHIVE_OK)
@@ -355,6 +360,22 @@ static int read_optional(struct px_extfs *fs, const char *path, size_t max, char
 	return -1;
 }
 
+static int read_scripts(struct px_extfs *fs, struct px_apk_db *db, char **ret, size_t *ret_len,
+                        struct px_err **err)
+{
+	struct px_extfs_attrs st;
+	struct px_err *e = NULL;
+	bool tar = px_extfs_stat(fs, SCRIPTS_PATH, &st, &e) == 0;
+	px_err_free(e);
+	e = NULL;
+	if (!tar && px_extfs_stat(fs, SCRIPTS_GZ, &st, &e) == 0) {
+		db->scripts_gz = true;
+		return read_optional(fs, SCRIPTS_GZ, SCRIPTS_MAX, ret, ret_len, err);
+	}
+	px_err_free(e);
+	return read_optional(fs, SCRIPTS_PATH, SCRIPTS_MAX, ret, ret_len, err);
+}
+
 static void split_lines(struct px_strv *v, const char *text, size_t len)
 {
 	for (size_t pos = 0; pos < len;) {
@@ -373,7 +394,7 @@ int px_apk_db_load(struct px_extfs *fs, struct px_apk_db **ret, struct px_err **
 	size_t n_installed = 0, n_scripts = 0, n_triggers = 0, n_world = 0;
 
 	if (read_optional(fs, INSTALLED_PATH, INSTALLED_MAX, &installed, &n_installed, err) < 0 ||
-	    read_optional(fs, SCRIPTS_PATH, SCRIPTS_MAX, &scripts, &n_scripts, err) < 0 ||
+	    read_scripts(fs, db, &scripts, &n_scripts, err) < 0 ||
 	    read_optional(fs, TRIGGERS_PATH, SMALL_MAX, &triggers, &n_triggers, err) < 0 ||
 	    read_optional(fs, WORLD_PATH, SMALL_MAX, &world, &n_world, err) < 0)
 		goto fail;
@@ -680,6 +701,11 @@ static void write_scripts(const struct px_apk_db *db, struct px_buf *out)
 	if (!a)
 		abort();
 	archive_write_set_format_gnutar(a);
+	if (db->scripts_gz) {
+		archive_write_add_filter_gzip(a);
+		/* No name or time in the gzip header: the same scripts give the same bytes. */
+		archive_write_set_filter_option(a, "gzip", "timestamp", NULL);
+	}
 	archive_write_set_bytes_in_last_block(a, 1);
 	archive_write_open(a, out, NULL, buf_write_cb, NULL);
 	for (size_t i = 0; i < db->n_scripts; i++) {
@@ -731,8 +757,8 @@ int px_apk_db_write(struct px_apk_db *db, struct px_extfs *fs, int64_t mtime, st
 	    px_extfs_mkdir_p(fs, "/etc/apk", &dir, err) < 0 ||
 	    px_extfs_write_file(fs, INSTALLED_PATH, inst.data ? inst.data : "", inst.len, &file,
 	                        err) < 0 ||
-	    px_extfs_write_file(fs, SCRIPTS_PATH, scripts.data ? scripts.data : "", scripts.len,
-	                        &file, err) < 0 ||
+	    px_extfs_write_file(fs, db->scripts_gz ? SCRIPTS_GZ : SCRIPTS_PATH,
+	                        scripts.data ? scripts.data : "", scripts.len, &file, err) < 0 ||
 	    px_extfs_write_file(fs, TRIGGERS_PATH, trig.data ? trig.data : "", trig.len, &file,
 	                        err) < 0 ||
 	    px_extfs_write_file(fs, WORLD_PATH, world.data ? world.data : "", world.len, &file,

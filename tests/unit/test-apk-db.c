@@ -52,6 +52,17 @@ static char *run(const char *image, const char *name, const char *version, const
 	return msg;
 }
 
+static char *run_out_or_null(const char *const argv[])
+{
+	char *out = NULL;
+	struct px_err *err = NULL;
+	if (px_run(argv, &out, &err) < 0) {
+		printf("# %s\n", err->msg);
+		px_err_free(err);
+	}
+	return out;
+}
+
 static char *tar_list(const char *image)
 {
 	char *tarfile = xasprintf("%s/s.tar", fx_dir),
@@ -113,6 +124,43 @@ int main(void)
 	is_str(w, "alpine-base\nmypkg\n", "world lists mypkg once");
 	free(w);
 	ok(fx_fsck_clean(img), "e2fsck -fn is clean");
+
+	/* apk-tools 3's form: scripts.tar.gz (made here with GNU tar and gzip), no scripts.tar. */
+	char *img2 = fx_copy(raw, "db2.raw");
+	char *sdir = xasprintf("%s/s", fx_dir),
+	     *body = xasprintf("%s/s/zlib-1.3-r0.Q1AAAA.post-upgrade", fx_dir);
+	char *gz = xasprintf("%s/scripts.tar.gz", fx_dir);
+	mkdir(sdir, 0755);
+	px_atomic_write_file(body, "#!/bin/sh\n", 10, 0755, &err);
+	char *mk = xasprintf("tar -C %s -cf - zlib-1.3-r0.Q1AAAA.post-upgrade | gzip -n >%s", sdir,
+	                     gz);
+	const char *sh[] = {"sh", "-c", mk, NULL};
+	free(run_out_or_null(sh));
+	char *script2 = xasprintf("write %s /lib/apk/db/scripts.tar.gz\n", gz);
+	ok(fx_debugfs_w(img2, script2) == 0, "seed a scripts.tar.gz");
+	msg = run(img2, "mypkg", "1.0-r0", "#!/bin/sh\necho one\n");
+	ok(!msg, "install into the apk-tools 3 layout");
+	free(msg);
+	char *st = fx_debugfs(img2, "stat /lib/apk/db/scripts.tar");
+	ok(!st || !strstr(st, "Inode:"), "no scripts.tar is created beside scripts.tar.gz");
+	free(st);
+	char *cmd = xasprintf("dump /lib/apk/db/scripts.tar.gz %s/out.tar.gz", fx_dir);
+	free(fx_debugfs(img2, cmd));
+	char *ls = xasprintf("gzip -dc %s/out.tar.gz | tar -tf -", fx_dir);
+	const char *sh2[] = {"sh", "-c", ls, NULL};
+	char *names = run_out_or_null(sh2);
+	like(names, "zlib-1.3-r0.Q1AAAA.post-upgrade", "the old entry is kept");
+	like(names, "mypkg-1.0-r0.Q1", "the new script is added, gzip still");
+	free(names);
+	ok(fx_fsck_clean(img2), "e2fsck -fn is clean");
+	free(ls);
+	free(cmd);
+	free(script2);
+	free(mk);
+	free(gz);
+	free(body);
+	free(sdir);
+	free(img2);
 
 	free(script);
 	free(host);

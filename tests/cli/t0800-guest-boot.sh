@@ -41,6 +41,7 @@ cloud_init:
   datasource: nocloud
   runcmd:
     - pexi-guest fetch http://upstream.test:$UP_PORT/file/payload >/workspace/fetched
+    - for i in 1 2 3 4 5 6; do pexi-guest fetch http://upstream.test:$UP_PORT/file/payload >/workspace/p\$i & done; wait
     - pexi-guest fetch http://denied.test/; echo denied-exit=\$?
     - pexi-guest fetch http://169.254.169.254/latest/meta-data/; echo metadata-exit=\$?
 build:
@@ -93,11 +94,19 @@ test_expect_success 'the metadata address is refused with exit 3' '
 	grep -q "^@@pexi runcmd metadata-exit=3$" "$C" &&
 	grep -q "^@@pexi runcmd pexi-guest: error [a-z_]*:" "$C"
 '
-test_expect_success 'only the allowed request reached the upstream' '
-	test "$(wc -l <"$TRASH/upstream.log")" -eq 1
+test_expect_success 'six apps fetching at once over the one serial channel each get the body' '
+	for i in 1 2 3 4 5 6; do cmp "$TRASH/payload" "$TRASH/share/p$i" || exit 1; done
 '
-test_expect_success 'the audit log holds exactly the three requests' '
-	test "$(wc -l <"$TRASH/audit.jsonl")" -eq 3 &&
+test_expect_success 'only the allowed requests reached the upstream' '
+	test "$(wc -l <"$TRASH/upstream.log")" -eq 7
+'
+test_expect_success 'the audit log holds exactly the nine requests, with guest-unique ids' '
+	test "$(wc -l <"$TRASH/audit.jsonl")" -eq 9 &&
+	python3 -c "
+import json, sys
+ids = [json.loads(l)[\"id\"] for l in open(sys.argv[1])]
+assert len(set(ids)) == 9 and all(i.startswith(\"g\") for i in ids), ids
+" "$TRASH/audit.jsonl" &&
 	"$PEXI" pep verify-audit "$TRASH/audit.jsonl" >/dev/null
 '
 test_done

@@ -935,3 +935,26 @@ int px_extfs_readlink(struct px_extfs *x, const char *path, char **ret, struct p
 	*ret = steal_ptr(&target);
 	return 0;
 }
+
+int px_extfs_unlink(struct px_extfs *x, const char *path, int64_t mtime, struct px_err **err)
+{
+	_cleanup_(path_free) struct path p = {0};
+	struct ext2_inode_large inode;
+	ext2_ino_t parent = 0, ino = 0;
+	errcode_t e;
+
+	if (path_split(path, &p, err) < 0 || lookup_leaf(x, path, &p, &parent, &ino, err) < 0 ||
+	    read_inode(x, ino, &inode, err) < 0)
+		return -1;
+	if (p.n == 0 || LINUX_S_ISDIR(inode.i_mode))
+		return with_errnum(err, EISDIR,
+		                   px_err_set(err, PX_EXIT_INPUT,
+		                              "'%s' in the root filesystem of '%s' is a directory",
+		                              path, x->image));
+	e = ext2fs_unlink(x->fs, parent, leaf_name(&p), ino, 0);
+	if (e)
+		return ext_fail(err, e, "cannot remove '%s' in '%s'", path, x->image);
+	if (drop_link(x, ino, mtime, err) < 0)
+		return -1;
+	return touch_dir(x, parent, mtime, err);
+}

@@ -89,6 +89,11 @@ int px_extfs_symlink(struct px_extfs *fs, const char *path, const char *target,
 int px_extfs_hardlink(struct px_extfs *fs, const char *path, const char *target,
                       const struct px_extfs_attrs *attrs, struct px_err **err);
 
+/* Removes the file, symbolic link or special file 'path' (not followed; a directory is
+ * an error); its inode and blocks are freed with the last link. A missing path fails with
+ * errnum ENOENT. */
+int px_extfs_unlink(struct px_extfs *fs, const char *path, int64_t mtime, struct px_err **err);
+
 /* Reads the target of the symbolic link 'path' (itself not followed) into a new
  * NUL-terminated string. Anything but a symbolic link is an error (EINVAL in errnum). */
 int px_extfs_readlink(struct px_extfs *fs, const char *path, char **ret, struct px_err **err);

@@ -124,6 +124,7 @@ struct px_apk_db {
 	struct pkg_rec **pkgs;
 	size_t n_pkgs;
 	struct pkg_rec *cur;
+	const char *replaced; /* the name string of the stanza the current package upgrades */
 	struct owner_map owners;
 	struct script_rec *scripts;
 	size_t n_scripts;
@@ -507,10 +508,12 @@ void px_apk_db_begin_package(struct px_apk_db *db, const struct px_apk_package *
 {
 	const struct px_apk_pkginfo *i = &pk->info;
 	struct pkg_rec *old = find_pkg(db, i->name);
+	db->replaced = NULL;
 	if (old) {
 		/* An upgrade: the old stanza, scripts and triggers go; its paths pass to the new
 		 * package as it writes them. */
 		old->removed = true;
+		db->replaced = old->name;
 		_cleanup_free_ char *prefix = script_prefix(old->name, old->version, old->checksum);
 		drop_scripts(db, prefix);
 		if (old->checksum)
@@ -646,6 +649,22 @@ const char *px_apk_db_file_sum(const struct px_apk_db *db, const char *path)
 void px_apk_db_end_package(struct px_apk_db *db)
 {
 	db->cur = NULL;
+}
+
+void px_apk_db_take_stale(struct px_apk_db *db, char ***ret, size_t *ret_n)
+{
+	struct px_strv v = {0};
+	struct owner_map *m = &db->owners;
+	/* Paths still pointing at the old stanza's name (by address: the new package's own
+	 * name is another string) were not written again. */
+	for (size_t i = 0; db->replaced && i < m->cap; i++)
+		if (m->keys[i] && m->vals[i] == db->replaced)
+			strv_add(&v, xstrdup(m->keys[i]));
+	for (size_t i = 0; i < v.n; i++)
+		map_put(m, v.v[i], NULL);
+	db->replaced = NULL;
+	*ret = v.v;
+	*ret_n = v.n;
 }
 
 void px_apk_db_world_add(struct px_apk_db *db, const char *name)

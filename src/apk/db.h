@@ -57,6 +57,9 @@ void px_apk_db_add_file(struct px_apk_db *db, const char *path, uint32_t uid, ui
 /* The Z: sum recorded for 'path' of the current package ("" when none). */
 const char *px_apk_db_file_sum(const struct px_apk_db *db, const char *path);
 void px_apk_db_end_package(struct px_apk_db *db);
+/* After an upgrade: the paths the old version owned that the new one did not write (caller
+ * frees the vector and its strings); they are forgotten by the database. */
+void px_apk_db_take_stale(struct px_apk_db *db, char ***ret, size_t *ret_n);
 
 /* Adds names to /etc/apk/world (kept sorted and unique). */
 void px_apk_db_world_add(struct px_apk_db *db, const char *name);

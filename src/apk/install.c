@@ -421,6 +421,33 @@ static int install_entry(void *ctx, const struct px_apk_entry *e, struct px_err 
 	return 0;
 }
 
+/* An upgrade removes what the old version had and the new one does not, as apk does. */
+static int remove_stale(struct px_apk_installer *in, struct px_err **err)
+{
+	char **v = NULL;
+	size_t n = 0;
+	int r = 0;
+	px_apk_db_take_stale(in->db, &v, &n);
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_free_ char *abs = NULL;
+		struct px_err *e = NULL;
+		if (r == 0 && resolve(in, v[i], &abs, err) < 0)
+			r = -1;
+		if (r == 0 && px_extfs_unlink(in->fs, abs, in->epoch, &e) < 0) {
+			/* Already gone or made a directory by someone else: nothing to remove. */
+			if (e && (e->errnum == ENOENT || e->errnum == EISDIR))
+				px_err_free(e);
+			else {
+				*err = e;
+				r = -1;
+			}
+		}
+		free(v[i]);
+	}
+	free(v);
+	return r;
+}
+
 int px_apk_install(struct px_apk_installer *in, const struct px_apk_package *p, struct px_err **err)
 {
 	in->pkg = p;
@@ -428,6 +455,8 @@ int px_apk_install(struct px_apk_installer *in, const struct px_apk_package *p, 
 	px_apk_db_begin_package(in->db, p);
 	int r = px_apk_package_foreach(p, FILE_MAX, install_entry, in, err);
 	px_apk_db_end_package(in->db);
+	if (r == 0)
+		r = remove_stale(in, err);
 	in->pkg = NULL;
 	if (r < 0)
 		return px_err_wrap(err, "installing '%s-%s'", p->info.name, p->info.version);

@@ -19,8 +19,12 @@ static const char existing[] = "C:Q1AAAAAAAAAAAAAAAAAAAAAAAAAAA=\nP:zlib\nV:1.3-
 
 static char *run(const char *image, const char *name, const char *version, const char *post)
 {
+	/* Each version also ships a file of its own, which an upgrade must remove. */
+	char only[64];
+	snprintf(only, sizeof(only), "usr/only-%s", version);
 	struct af_entry e[] = {{'d', "usr", 0755, NULL, NULL, 0, NULL, NULL},
-	                       {'f', "usr/x", 0644, version, NULL, 0, NULL, NULL}};
+	                       {'f', "usr/x", 0644, version, NULL, 0, NULL, NULL},
+	                       {'f', only, 0644, version, NULL, 0, NULL, NULL}};
 	struct px_buf b = PX_BUF_INIT;
 	struct px_err *err = NULL;
 	struct px_extfs *fs = NULL;
@@ -29,7 +33,7 @@ static char *run(const char *image, const char *name, const char *version, const
 	struct px_apk_package *p = NULL;
 	char *msg = NULL;
 	int r;
-	af_build(&b, name, version, NULL, post, e, 2);
+	af_build(&b, name, version, NULL, post, e, 3);
 	r = px_apk_package_read(b.data, b.len, name, &p, &err) < 0 ||
 	    px_extfs_open(image, FX_OFFSET, true, &fs, &err) < 0 ||
 	    px_apk_db_load(fs, &db, &err) < 0 ||
@@ -119,6 +123,10 @@ int main(void)
 	free(list);
 	char *x = fx_cat(img, "/usr/x");
 	is_str(x, "2.0-r0", "the file has the new content");
+	free(x);
+	x = fx_debugfs(img, "ls /usr");
+	ok(x && strstr(x, "only-2.0-r0") && !strstr(x, "only-1.0-r0"),
+	   "the file only the old version had is removed");
 	free(x);
 	char *w = fx_cat(img, "/etc/apk/world");
 	is_str(w, "alpine-base\nmypkg\n", "world lists mypkg once");

@@ -49,6 +49,19 @@ void px_instance_free(struct px_instance *in)
 	free(in);
 }
 
+struct px_instance *px_instance_for_manifest(const struct px_manifest *m, const char *name)
+{
+	struct px_instance *in = px_instance_new(m->dir, name ? name : m->name);
+	if (m->pep.audit_log) {
+		free(in->audit_log);
+		in->audit_log = m->pep.audit_log[0] == '/'
+		                        ? xstrdup(m->pep.audit_log)
+		                        : xasprintf("%s/%s", m->dir, m->pep.audit_log);
+		in->audit_log_kept = true;
+	}
+	return in;
+}
+
 int px_instance_from_manifest(const char *manifest_path, const char *name,
                               struct px_manifest **ret_m, struct px_instance **ret,
                               struct px_err **err)
@@ -56,7 +69,7 @@ int px_instance_from_manifest(const char *manifest_path, const char *name,
 	struct px_manifest *m = NULL;
 	if (px_manifest_load(manifest_path, &m, err) < 0)
 		return -1;
-	*ret = px_instance_new(m->dir, name ? name : m->name);
+	*ret = px_instance_for_manifest(m, name);
 	if (ret_m)
 		*ret_m = m;
 	else
@@ -71,7 +84,8 @@ static void remove_run_files(const struct px_instance *in)
 	                       in->supervisor_log, in->pep_sock,    in->qmp_sock, in->control_sock,
 	                       in->browser_sock,   in->policy,      in->disk};
 	for (size_t i = 0; i < PX_ARRAY_SIZE(files); i++)
-		unlink(files[i]);
+		if (files[i] != in->audit_log || !in->audit_log_kept)
+			unlink(files[i]);
 }
 
 int px_instance_lock(struct px_instance *in, bool *ret_stale, struct px_err **err)

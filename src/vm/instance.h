@@ -42,6 +42,9 @@ struct px_instance {
 	char *disk;
 	char *efi_vars;
 	char *machine_id;
+	/* pep.audit_log names the audit log: it lives outside the instance dir, outlives runs
+	 * and the PEP continues its chain, so nothing here truncates or removes it. */
+	bool audit_log_kept;
 	int lock_fd; /* >= 0 while this process holds the lock */
 };
 
@@ -68,6 +71,9 @@ struct px_instance_state {
 struct px_instance *px_instance_new(const char *base, const char *name);
 void px_instance_free(struct px_instance *in);
 
+/* Names the instance of a loaded manifest ('name' NULL: the manifest's name) beside it;
+ * the audit log is pep.audit_log when the manifest names one. Touches nothing. */
+struct px_instance *px_instance_for_manifest(const struct px_manifest *m, const char *name);
 /* Loads the manifest at 'manifest_path' and names its instance 'name' (NULL: the
  * manifest's name) beside it. *ret_m may be NULL when only the instance is wanted. */
 int px_instance_from_manifest(const char *manifest_path, const char *name,

@@ -828,7 +828,7 @@ int px_supervisor_up(const struct px_manifest *m, const struct px_up_opts *o,
 		                  "no built image in '%s' (run 'pexi build' first)", build_dir);
 
 	const char *name = o->name ? o->name : m->name;
-	struct px_instance *in = px_instance_new(m->dir, name);
+	struct px_instance *in = px_instance_for_manifest(m, name);
 	struct px_vm vm = {0};
 	struct sup s = {.m = m,
 	                .in = in,
@@ -863,8 +863,17 @@ int px_supervisor_up(const struct px_manifest *m, const struct px_up_opts *o,
 		goto out;
 	if (vm.warning && o->notice)
 		o->notice(vm.warning);
-	const char *logs[] = {in->console_log, in->pep_log, in->audit_log, in->supervisor_log};
-	for (size_t i = 0; i < PX_ARRAY_SIZE(logs); i++) {
+	const char *logs[] = {in->console_log, in->pep_log, in->supervisor_log,
+	                      in->audit_log_kept ? NULL : in->audit_log};
+	if (in->audit_log_kept) {
+		_cleanup_free_ char *dir = xstrdup(in->audit_log);
+		*strrchr(dir, '/') = '\0';
+		if (px_mkdir_p(dir, 0755, err) < 0) {
+			px_err_wrap(err, "pep.audit_log '%s'", in->audit_log);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < PX_ARRAY_SIZE(logs) && logs[i]; i++) {
 		int fd = open(logs[i], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (fd < 0) {
 			px_err_errno(err, errno, "cannot create '%s'", logs[i]);

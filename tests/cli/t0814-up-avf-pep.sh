@@ -77,4 +77,27 @@ test_expect_success 'the audit chain links each line to the one before' '
 	    prev = d["hash"]
 	PY
 '
+# pep.audit_log in the manifest: the PEP writes there instead of the instance dir, the file
+# survives the next up, and the second run's lines continue the first run's chain.
+run_once() {
+	"$PEXI" up -f "$P/pexi.yml" >out 2>err || { cat err; return 1; }
+	for _ in $(seq 100); do [ -s "$P/share/fetched-3.json" ] && break; sleep 0.1; done
+	"$PEXI" down -f "$P/pexi.yml" 2>err
+}
+test_expect_success 'pep.audit_log: the audit goes where the manifest says, and outlives runs' '
+	printf "  audit_log: audit/sandbox.jsonl\n" >>"$P/pexi.yml" &&
+	rm -f "$P/share/fetched-"* && run_once &&
+	test "$(wc -l <"$P/audit/sandbox.jsonl")" -eq 3 &&
+	"$PEXI" logs --file "$P/pexi.yml" audit | cmp - "$P/audit/sandbox.jsonl" &&
+	rm -f "$P/share/fetched-"* && run_once &&
+	python3 - "$P/audit/sandbox.jsonl" <<-PY
+	import json, sys
+	lines = [json.loads(l) for l in open(sys.argv[1])]
+	assert [l["seq"] for l in lines] == [1, 2, 3, 4, 5, 6], [l["seq"] for l in lines]
+	prev = "0" * 64
+	for d in lines:
+	    assert d["prev_hash"] == prev, (d["prev_hash"], prev)
+	    prev = d["hash"]
+	PY
+'
 test_done

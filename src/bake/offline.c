@@ -108,6 +108,8 @@ struct memo {
 	char *repo;
 	struct px_apk_index idx;
 	char sha256[PX_SHA256_HEX];
+	enum px_arch arch;
+	bool offline;
 	bool taken;
 };
 static struct memo *memos;
@@ -119,7 +121,8 @@ static int get_index(const struct px_bake_ctx *ctx, const struct px_apk_keyring 
 	const struct px_manifest *m = ctx->m;
 	const char *repo = m->packages.repositories.v[i];
 	for (size_t k = 0; k < n_memos; k++) {
-		if (strcmp(memos[k].repo, repo) == 0 && !memos[k].taken) {
+		if (strcmp(memos[k].repo, repo) == 0 && memos[k].arch == m->arch &&
+		    memos[k].offline == ctx->offline && !memos[k].taken) {
 			*ret = &memos[k];
 			return 0;
 		}
@@ -133,7 +136,7 @@ static int get_index(const struct px_bake_ctx *ctx, const struct px_apk_keyring 
 	        .allow_untrusted = m->packages.allow_untrusted,
 	        .repo = (int)i,
 	};
-	struct memo mm = {.repo = xstrdup(repo)};
+	struct memo mm = {.repo = xstrdup(repo), .arch = m->arch, .offline = ctx->offline};
 	if (px_apk_repo_fetch_index(&o, &mm.idx, mm.sha256, err) < 0) {
 		free(mm.repo);
 		return -1;
@@ -351,8 +354,27 @@ static int frozen_matches(struct bake *b, struct px_err **err)
 	return 0;
 }
 
-static int get_package(struct bake *b, const struct px_apk_pkg *ip, char **ret_buf, size_t *ret_len,
-                       struct px_err **err)
+/* Reads and verifies a package: its control member against the index's C:, its data
+ * against .PKGINFO's datahash. */
+static int load_verified(const char *buf, size_t len, const char *what, const char *checksum,
+                         struct px_apk_package **ret, struct px_err **err)
+{
+	struct px_apk_package *p = NULL;
+	if (px_apk_package_read(buf, len, what, &p, err) < 0)
+		return -1;
+	if (px_apk_package_verify(p, checksum, err) < 0) {
+		px_apk_package_free(p);
+		return -1;
+	}
+	*ret = p;
+	return 0;
+}
+
+/* The package's bytes (*ret_buf, which *ret points into) from the cache, or downloaded and
+ * cached once verified. A cached copy is named by its control checksum and checked like a
+ * download; a bad one is dropped and fetched again. */
+static int get_package(struct bake *b, const struct px_apk_pkg *ip, char **ret_buf,
+                       struct px_apk_package **ret, struct px_err **err)
 {
 	const struct px_bake_ctx *ctx = b->ctx;
 	const char *repo = repo_url(b, ip->repo);
@@ -363,24 +385,38 @@ static int get_package(struct bake *b, const struct px_apk_pkg *ip, char **ret_b
 		snprintf(hex + 2 * i, 3, "%02x", ip->csum[i]);
 	_cleanup_free_ char *dir = xasprintf("%s/apk", ctx->cache_dir);
 	_cleanup_free_ char *path = xasprintf("%s/pkg-%s-%s.apk", dir, stem, hex);
+	_cleanup_free_ char *data = NULL;
+	size_t len = 0;
 	struct px_err *e = NULL;
-	/* A cached copy is named by its control checksum and verified like a download. */
-	if (px_file_read(path, PACKAGE_MAX, ret_buf, ret_len, &e) == 0)
-		return 0;
-	px_err_free(e);
-	if (ctx->offline)
-		return px_err_set(err, PX_EXIT_FAILURE, "offline, and '%s' is not in the cache",
-		                  url);
+
+	if (px_file_read(path, PACKAGE_MAX, &data, &len, &e) == 0) {
+		if (load_verified(data, len, stem, ip->checksum, ret, &e) == 0) {
+			*ret_buf = steal_ptr(&data);
+			return 0;
+		}
+		px_log_warn("dropping the cached '%s': %s", path, e && e->msg ? e->msg : "bad");
+		unlink(path);
+		free(steal_ptr(&data));
+	}
+	px_err_clear(&e);
+	if (ctx->offline) {
+		px_err_set(err, PX_EXIT_FAILURE, "offline, and '%s' is not in the cache", url);
+		return -1;
+	}
 	struct px_buf buf = PX_BUF_INIT;
 	if (download(url, PACKAGE_MAX, &buf, err) < 0)
 		return -1;
+	len = buf.len;
+	data = px_buf_steal(&buf, NULL);
+	if (load_verified(data, len, stem, ip->checksum, ret, err) < 0)
+		return -1;
 	if (px_mkdir_p(dir, 0755, err) < 0 ||
-	    px_atomic_write_file(path, buf.data ? buf.data : "", buf.len, 0644, err) < 0) {
-		px_buf_free(&buf);
+	    px_atomic_write_file(path, data, len, 0644, err) < 0) {
+		px_apk_package_free(*ret);
+		*ret = NULL;
 		return -1;
 	}
-	*ret_len = buf.len;
-	*ret_buf = px_buf_steal(&buf, NULL);
+	*ret_buf = steal_ptr(&data);
 	return 0;
 }
 
@@ -458,14 +494,13 @@ static int install_all(struct bake *b, const struct px_apk_pkg *const *v, size_t
 		if (have && px_streq(have, ip->checksum))
 			continue;
 		_cleanup_free_ char *buf = NULL;
-		size_t len = 0;
 		struct px_apk_package *p = NULL;
 		_cleanup_free_ char *what = px_apk_pkg_filename(ip);
-		if (get_package(b, ip, &buf, &len, err) < 0 ||
-		    px_apk_package_read(buf, len, what, &p, err) < 0)
-			return px_err_wrap(err, "package '%s'", what);
-		if (px_apk_package_verify(p, ip->checksum, err) < 0 ||
-		    px_apk_install(b->in, p, err) < 0 || defer_scripts(b, p, err) < 0) {
+		if (get_package(b, ip, &buf, &p, err) < 0 || !p) {
+			px_err_wrap(err, "package '%s'", what);
+			return -1;
+		}
+		if (px_apk_install(b->in, p, err) < 0 || defer_scripts(b, p, err) < 0) {
 			px_apk_package_free(p);
 			return -1;
 		}

@@ -154,6 +154,15 @@ test_expect_success '--offline bakes from the download cache without a request' 
 	test "$n" -eq "$(wc -l <"$TRASH/http.log")" &&
 	cmp "$B/disk.raw" off/.pexi/build/disk.raw
 '
+test_expect_success 'a damaged cached package is dropped and downloaded again' '
+	pkg=$(ls "$XDG_CACHE_HOME"/pexi/apk/pkg-foo-2.0-r0-*.apk) && test -f "$pkg" &&
+	truncate -s 100 "$pkg" &&
+	write_manifest "$TRASH/recache" "foo, perms" &&
+	"$PEXI" build -f recache/pexi.yml >/dev/null 2>err &&
+	grep -q "dropping the cached" err &&
+	cmp "$B/disk.raw" recache/.pexi/build/disk.raw &&
+	cmp "$pkg" "$FIX/repo/x86_64/foo-2.0-r0.apk"
+'
 test_expect_success 'the escaping package is refused and disk.raw is untouched' '
 	write_manifest "$TRASH/e" "evil" &&
 	! "$PEXI" build -f e/pexi.yml 2>err && grep -q "../../etc/x" err &&

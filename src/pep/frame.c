@@ -155,6 +155,43 @@ static int get_headers(const cJSON *obj, size_t max, struct px_pep_headers *ret,
 	return 0;
 }
 
+/* A frame is one JSON object and nothing else, each member named once: a reader that
+ * kept the last of two "url" members, or read on past the object, would act on a
+ * different request than the one checked here. The member count is capped so the
+ * duplicate check stays cheap. */
+static int one_object(const uint8_t *buf, size_t len, cJSON **ret, struct px_err **err)
+{
+	const char *end = NULL;
+	if (len >= 3 && buf[0] == 0xef && buf[1] == 0xbb && buf[2] == 0xbf)
+		return px_err_set(err, PX_EXIT_INPUT, "frame starts with a byte order mark");
+	cJSON *root = cJSON_ParseWithLengthOpts((const char *)buf, len, &end, false);
+	if (!root)
+		return px_err_set(err, PX_EXIT_INPUT, "frame is not valid JSON");
+	while (end < (const char *)buf + len && strchr(" \t\r\n", *end) && *end)
+		end++;
+	if (end != (const char *)buf + len) {
+		cJSON_Delete(root);
+		return px_err_set(err, PX_EXIT_INPUT, "frame has bytes after its JSON object");
+	}
+	size_t n = 0;
+	for (const cJSON *a = root->child; cJSON_IsObject(root) && a; a = a->next, n++) {
+		if (n >= PX_FRAME_MAX_MEMBERS) {
+			cJSON_Delete(root);
+			return px_err_set(err, PX_EXIT_INPUT, "frame has more than %d members",
+			                  PX_FRAME_MAX_MEMBERS);
+		}
+		for (const cJSON *b = root->child; b != a; b = b->next)
+			if (strcmp(a->string, b->string) == 0) {
+				px_err_set(err, PX_EXIT_INPUT, "frame names '%.32s' twice",
+				           a->string);
+				cJSON_Delete(root);
+				return -1;
+			}
+	}
+	*ret = root;
+	return 0;
+}
+
 int px_frame_decode(const uint8_t *buf, size_t len, const struct px_frame_limits *lim,
                     struct px_frame *ret, struct px_err **err)
 {
@@ -165,9 +202,9 @@ int px_frame_decode(const uint8_t *buf, size_t len, const struct px_frame_limits
 		                  lim->max_frame);
 	if (!valid_utf8(buf, len))
 		return px_err_set(err, PX_EXIT_INPUT, "frame is not valid UTF-8");
-	_cleanup_(cJSON_Deletep) cJSON *root = cJSON_ParseWithLength((const char *)buf, len);
-	if (!root)
-		return px_err_set(err, PX_EXIT_INPUT, "frame is not valid JSON");
+	_cleanup_(cJSON_Deletep) cJSON *root = NULL;
+	if (one_object(buf, len, &root, err) < 0)
+		return -1;
 	if (!cJSON_IsObject(root))
 		return px_err_set(err, PX_EXIT_INPUT, "frame is not a JSON object");
 	/* The id first, so that every later refusal can still be answered to it. */

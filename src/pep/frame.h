@@ -20,6 +20,7 @@ struct px_err;
 #define PX_FRAME_MAX_ID       128
 #define PX_FRAME_MAX_HEADERS  256
 #define PX_FRAME_MAX_INSTANCE 128
+#define PX_FRAME_MAX_MEMBERS  32 /* top-level members of one frame */
 
 enum px_frame_type {
 	PX_FRAME_REQUEST,

@@ -471,12 +471,14 @@ static void audit_refusal(struct server *s, const struct px_frame *f, enum px_pe
 }
 
 /* The ready line is one line of one word: control bytes and spaces become '_'. */
-static void sanitize_instance(const char *in, char *out, size_t n)
+/* What a guest names itself goes into our log and the ready line: printable ASCII only,
+ * so it can neither forge a line nor send a terminal escape (C0, C1, DEL). */
+static void sanitize_guest_text(const char *in, char *out, size_t n)
 {
 	size_t i = 0;
 	for (; in[i] && i + 1 < n; i++) {
 		unsigned char ch = (unsigned char)in[i];
-		out[i] = ch <= 0x20 || ch == 0x7f ? '_' : (char)ch;
+		out[i] = ch <= 0x20 || ch >= 0x7f ? '_' : (char)ch;
 	}
 	out[i] = '\0';
 }
@@ -497,10 +499,11 @@ static void on_frame(struct server *s, struct conn *c, const uint8_t *p, size_t 
 		return;
 	}
 	if (f.type == PX_FRAME_HELLO) {
-		char inst[PX_FRAME_MAX_INSTANCE + 1];
-		sanitize_instance(f.instance_id, inst, sizeof(inst));
-		px_log_info("hello from instance '%s' (%s) on connection %" PRIu64, inst,
-		            f.guest ? f.guest : "unknown guest", c->serial);
+		char inst[PX_FRAME_MAX_INSTANCE + 1], guest[PX_FRAME_MAX_INSTANCE + 1];
+		sanitize_guest_text(f.instance_id, inst, sizeof(inst));
+		sanitize_guest_text(f.guest ? f.guest : "unknown guest", guest, sizeof(guest));
+		px_log_info("hello from instance '%s' (%s) on connection %" PRIu64, inst, guest,
+		            c->serial);
 		c->hello = true;
 		if (s->cfg->ready_fd >= 0) {
 			_cleanup_free_ char *line = xasprintf("hello %s\n", inst);

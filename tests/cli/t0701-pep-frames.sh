@@ -117,6 +117,17 @@ assert fc.read_frame(s)[\"ok\"] is True
 	grep -qx "hello two_lines_here" "$TRASH/ready" &&
 	! grep -q "^lines" "$TRASH/ready"
 '
+test_expect_success 'a guest cannot forge log lines or send terminal escapes in its hello' '
+	py "
+s = fc.connect(SOCK)
+s.sendall(fc.frame({\"type\": \"hello\", \"instance_id\": \"i\\u009b1\",
+                    \"guest\": \"g\\nlistening on unix:/tmp/evil\\n\\u001b[31mFAKE\"}))
+assert fc.read_frame(s)[\"ok\"] is True
+" &&
+	grep -q "^hello from instance .i__1. (g_listening_on_unix:/tmp/evil__.31mFAKE)" "$TRASH/pep.err" &&
+	test "$(grep -c "^listening on" "$TRASH/pep.err")" -eq 1 &&
+	! grep -q "$(printf "\033")" "$TRASH/pep.err"
+'
 test_expect_success 'every refusal has its audit line, and the chain verifies' '
 	grep -c "\"reason\":\"frame: " "$TRASH/audit.jsonl" >n && test "$(cat n)" -eq 10 &&
 	grep -q "\"instance\":\"t0701\"" "$TRASH/audit.jsonl" &&

@@ -141,6 +141,27 @@ static void test_refusals(void)
 	refused("{\"id\":-1,\"method\":\"GET\",\"url\":\"http://a/\"}", "whole number",
 	        "negative id");
 	refused("{\"type\":\"reboot\"}", "unknown frame type", "unknown control type");
+	/* One object, each member once: no reader may see a different request than ours. */
+	refused("{\"method\":\"GET\",\"url\":\"http://ok.test/\",\"url\":\"http://127.0.0.1/\"}",
+	        "names 'url' twice", "a second url");
+	refused("{\"method\":\"GET\",\"method\":\"DELETE\",\"url\":\"http://a/\"}",
+	        "names 'method' twice", "a second method");
+	refused("{\"method\":\"GET\",\"url\":\"http://a/\"} "
+	        "{\"method\":\"GET\",\"url\":\"http://b/\"}",
+	        "bytes after its JSON object", "a second object after the first");
+	refused("{\"method\":\"GET\",\"url\":\"http://a/\"}x", "bytes after its JSON object",
+	        "trailing garbage");
+	refused("\xef\xbb\xbf{\"method\":\"GET\",\"url\":\"http://a/\"}", "byte order mark",
+	        "a leading byte order mark");
+	{
+		struct px_buf many = {.max = 0};
+		px_buf_puts(&many, "{\"method\":\"GET\",\"url\":\"http://a/\"");
+		for (int i = 0; i < PX_FRAME_MAX_MEMBERS; i++)
+			px_buf_printf(&many, ",\"x%d\":0", i);
+		px_buf_puts(&many, "}");
+		refused(many.data, "more than 32 members", "too many members");
+		px_buf_free(&many);
+	}
 	refused("{\"type\":\"hello\",\"instance_id\":5}", "not a string", "numeric instance id");
 
 	/* A refused frame still yields its id, so the refusal can be answered to it. */

@@ -667,6 +667,12 @@ void px_apk_db_take_stale(struct px_apk_db *db, char ***ret, size_t *ret_n)
 	*ret_n = v.n;
 }
 
+void px_apk_db_world_list(const struct px_apk_db *db, char *const **ret, size_t *ret_n)
+{
+	*ret = db->world.v;
+	*ret_n = db->world.n;
+}
+
 void px_apk_db_world_add(struct px_apk_db *db, const char *name)
 {
 	for (size_t i = 0; i < db->world.n; i++)

@@ -61,6 +61,9 @@ void px_apk_db_end_package(struct px_apk_db *db);
  * frees the vector and its strings); they are forgotten by the database. */
 void px_apk_db_take_stale(struct px_apk_db *db, char ***ret, size_t *ret_n);
 
+/* The entries of /etc/apk/world as read (and added to); valid until the next change. */
+void px_apk_db_world_list(const struct px_apk_db *db, char *const **ret, size_t *ret_n);
+
 /* Adds names to /etc/apk/world (kept sorted and unique). */
 void px_apk_db_world_add(struct px_apk_db *db, const char *name);
 

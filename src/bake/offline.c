@@ -258,8 +258,25 @@ static int solve(struct bake *b, struct px_err **err)
 	const struct px_manifest *m = b->ctx->m;
 	_cleanup_buf_ struct px_buf w = PX_BUF_INIT;
 	struct px_apk_deps world = {0};
+	char *const *have;
+	size_t n_have = 0;
+	/* As apk add does, the image's own world counts, so nothing it needs is dropped or
+	 * contradicted; an entry the image does not actually have installed (a base image
+	 * whose world and database disagree) is left out rather than fetched. */
+	px_apk_db_world_list(b->db, &have, &n_have);
+	for (size_t i = 0; i < n_have; i++) {
+		struct px_apk_dep d = {0};
+		if (px_apk_dep_parse(have[i], strlen(have[i]), &d, NULL) == 0 &&
+		    px_apk_db_version(b->db, d.name))
+			px_buf_printf(&w, "%s ", have[i]);
+		else
+			px_log_debug("/etc/apk/world: '%s' is not installed in the image; not "
+			             "resolving it",
+			             have[i]);
+		px_apk_dep_free(&d);
+	}
 	for (size_t i = 0; i < m->packages.add.n; i++)
-		px_buf_printf(&w, "%s%s", i ? " " : "", m->packages.add.v[i]);
+		px_buf_printf(&w, "%s ", m->packages.add.v[i]);
 	if (px_apk_deps_parse(w.data ? w.data : "", w.len, &world, err) < 0)
 		return px_err_wrap(err, "packages.add");
 	struct px_apk_solve_opts o = {
@@ -274,6 +291,10 @@ static int solve(struct bake *b, struct px_err **err)
 	if (r < 0)
 		return -1;
 	b->have_sol = true;
+	/* pexi only adds: what apk would remove as no longer needed stays installed. */
+	for (size_t i = 0; i < b->sol.n_remove; i++)
+		px_log_debug("'%s' is no longer required by the world; left installed",
+		             b->sol.remove[i]->name);
 	return 0;
 }
 

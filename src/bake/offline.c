@@ -85,7 +85,9 @@ static int load_keys(const struct px_manifest *m, struct px_apk_keyring *kr, str
 	for (size_t i = 0; i < m->packages.keys.n; i++) {
 		const char *name = m->packages.keys.v[i];
 		_cleanup_free_ char *path = NULL, *searched = NULL;
-		_cleanup_free_ char *beside = xasprintf("%s/%s", m->dir ? m->dir : ".", name);
+		_cleanup_free_ char *beside =
+		        name[0] == '/' ? xstrdup(name)
+		                       : xasprintf("%s/%s", m->dir ? m->dir : ".", name);
 		if (access(beside, R_OK) == 0) {
 			path = steal_ptr(&beside);
 		} else if (px_datadir_find(m->dir, "keys", name, &path, &searched) < 0) {

@@ -36,6 +36,11 @@ const struct px_command *cli_find_command(const char *name);
 /* Builds a usage error for 'cmd' ("usage: ..." follows the message). Returns -1. */
 int cli_usage_error(const char *cmd, struct px_err **err, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
+/* The usage error for getopt_long's ':' (an option given without its value, which is
+ * 'what', e.g. "a file name") and for an unknown option. Returns -1. */
+int cli_option_error(const char *cmd, int c, char **argv, const char *what, struct px_err **err);
+/* Parses the --timeout value 'arg': whole seconds from 1 to max. */
+int cli_parse_seconds(const char *cmd, const char *arg, int max, int *ret, struct px_err **err);
 /* True when argv holds -h or --help before any "--". */
 int cli_wants_help(int argc, char **argv);
 

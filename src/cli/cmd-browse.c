@@ -47,25 +47,12 @@ int cmd_browse(int argc, char **argv, struct px_err **err)
 		case 'T':
 			text = true;
 			break;
-		case 't': {
-			char *end;
-			errno = 0;
-			long v = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || v < 1 || v > 3600)
-				return cli_usage_error(
-				        "browse", err,
-				        "'--timeout' wants whole seconds (1 to 3600), "
-				        "not '%s'",
-				        optarg);
-			timeout_s = (int)v;
+		case 't':
+			if (cli_parse_seconds("browse", optarg, 3600, &timeout_s, err) < 0)
+				return -1;
 			break;
-		}
-		case ':':
-			return cli_usage_error("browse", err, "option '%s' needs a value",
-			                       argv[optind - 1]);
 		default:
-			return cli_usage_error("browse", err, "unknown option '%s'",
-			                       argv[optind - 1]);
+			return cli_option_error("browse", c, argv, "a value", err);
 		}
 	}
 	if (optind != argc - 1)

@@ -74,12 +74,8 @@ int cmd_build(int argc, char **argv, struct px_err **err)
 		case 'z':
 			frozen = true;
 			break;
-		case ':':
-			return cli_usage_error("build", err, "option '%s' needs a file name",
-			                       argv[optind - 1]);
 		default:
-			return cli_usage_error("build", err, "unknown option '%s'",
-			                       argv[optind - 1]);
+			return cli_option_error("build", c, argv, "a file name", err);
 		}
 	}
 	if (optind < argc)

@@ -39,24 +39,14 @@ int cmd_down(int argc, char **argv, struct px_err **err)
 			o.force = true;
 			break;
 		case 't': {
-			char *end;
-			errno = 0;
-			long v = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || v < 1 || v > 86400)
-				return cli_usage_error(
-				        "down", err,
-				        "'--timeout' wants whole seconds (1 to 86400), "
-				        "not '%s'",
-				        optarg);
-			o.timeout_ms = (int)v * 1000;
+			int sec;
+			if (cli_parse_seconds("down", optarg, 86400, &sec, err) < 0)
+				return -1;
+			o.timeout_ms = sec * 1000;
 			break;
 		}
-		case ':':
-			return cli_usage_error("down", err, "option '%s' needs a value",
-			                       argv[optind - 1]);
 		default:
-			return cli_usage_error("down", err, "unknown option '%s'",
-			                       argv[optind - 1]);
+			return cli_option_error("down", c, argv, "a value", err);
 		}
 	}
 	if (optind < argc)

@@ -48,12 +48,8 @@ int cmd_logs(int argc, char **argv, struct px_err **err)
 		case 'f':
 			follow = true;
 			break;
-		case ':':
-			return cli_usage_error("logs", err, "option '%s' needs a value",
-			                       argv[optind - 1]);
 		default:
-			return cli_usage_error("logs", err, "unknown option '%s'",
-			                       argv[optind - 1]);
+			return cli_option_error("logs", c, argv, "a value", err);
 		}
 	}
 	const char *which = "console";

@@ -44,12 +44,8 @@ int cmd_status(int argc, char **argv, struct px_err **err)
 		case 'j':
 			json = true;
 			break;
-		case ':':
-			return cli_usage_error("status", err, "option '%s' needs a value",
-			                       argv[optind - 1]);
 		default:
-			return cli_usage_error("status", err, "unknown option '%s'",
-			                       argv[optind - 1]);
+			return cli_option_error("status", c, argv, "a value", err);
 		}
 	}
 	if (optind < argc)

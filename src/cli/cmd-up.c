@@ -16,21 +16,6 @@ static void notice(const char *msg)
 	px_log_warn("%s", msg);
 }
 
-/* Seconds as a whole number between 1 and a day. */
-static int parse_seconds(const char *cmd, const char *s, int *ret_ms, struct px_err **err)
-{
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < 1 || v > 86400)
-		return cli_usage_error(cmd, err,
-		                       "'--timeout' wants whole seconds (1 to 86400), "
-		                       "not '%s'",
-		                       s);
-	*ret_ms = (int)v * 1000;
-	return 0;
-}
-
 int cmd_up(int argc, char **argv, struct px_err **err)
 {
 	static const struct option longopts[] = {
@@ -50,15 +35,15 @@ int cmd_up(int argc, char **argv, struct px_err **err)
 		case 'n':
 			o.name = optarg;
 			break;
-		case 't':
-			if (parse_seconds("up", optarg, &o.ready_timeout_ms, err) < 0)
+		case 't': {
+			int sec;
+			if (cli_parse_seconds("up", optarg, 86400, &sec, err) < 0)
 				return -1;
+			o.ready_timeout_ms = sec * 1000;
 			break;
-		case ':':
-			return cli_usage_error("up", err, "option '%s' needs a value",
-			                       argv[optind - 1]);
+		}
 		default:
-			return cli_usage_error("up", err, "unknown option '%s'", argv[optind - 1]);
+			return cli_option_error("up", c, argv, "a value", err);
 		}
 	}
 	if (optind < argc)

@@ -48,12 +48,8 @@ int cmd_validate(int argc, char **argv, struct px_err **err)
 		case 'j':
 			json = true;
 			break;
-		case ':':
-			return cli_usage_error("validate", err, "option '%s' needs a file name",
-			                       argv[optind - 1]);
 		default:
-			return cli_usage_error("validate", err, "unknown option '%s'",
-			                       argv[optind - 1]);
+			return cli_option_error("validate", c, argv, "a file name", err);
 		}
 	}
 	/* A bare file name works too: `pexi validate pexi.yml.example`. */

@@ -43,6 +43,25 @@ int cli_usage_error(const char *cmd, struct px_err **err, const char *fmt, ...)
 	return px_err_set(err, PX_EXIT_USAGE, "%s\nusage: %s", msg, c ? c->usage : "pexi help");
 }
 
+int cli_option_error(const char *cmd, int c, char **argv, const char *what, struct px_err **err)
+{
+	if (c == ':')
+		return cli_usage_error(cmd, err, "option '%s' needs %s", argv[optind - 1], what);
+	return cli_usage_error(cmd, err, "unknown option '%s'", argv[optind - 1]);
+}
+
+int cli_parse_seconds(const char *cmd, const char *arg, int max, int *ret, struct px_err **err)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || v < 1 || v > max)
+		return cli_usage_error(
+		        cmd, err, "'--timeout' wants whole seconds (1 to %d), not '%s'", max, arg);
+	*ret = (int)v;
+	return 0;
+}
+
 int cli_wants_help(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {

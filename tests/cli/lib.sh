@@ -37,6 +37,19 @@ build_fixture() { # DIR SIZE_MIB
 		skip_all "cannot build the fixture disk in '$1'"
 }
 
+# Serves the files under DIR over loopback HTTP with tests/http/server.py (its request log
+# in $TRASH/http.log, its fault-injection paths available) and sets PORT. The server lives
+# while this shell holds fd 9, its stdin, open; skips the test file when it cannot start.
+serve_dir() { # DIR
+	mkfifo "$TRASH/srv.in"
+	python3 "$PEXI_SRC/tests/http/server.py" --root "$1" --log "$TRASH/http.log" --timeout 1800 \
+		<"$TRASH/srv.in" >"$TRASH/srv.out" 2>"$TRASH/srv.err" &
+	exec 9>"$TRASH/srv.in"
+	for _ in $(seq 50); do [ -s "$TRASH/srv.out" ] && break; sleep 0.1; done
+	PORT=$(head -n 1 "$TRASH/srv.out")
+	[ -n "$PORT" ] || skip_all "the test HTTP server did not start"
+}
+
 # Prints the head of a manifest: its name, arch and a base image at URL whose bytes are the
 # local FILE (for the digest). Tests append the sections they need.
 manifest_head() { # NAME URL FILE

@@ -11,14 +11,7 @@ build_fixture "$FIX" 200
 VHD_SHA=$(sha256sum "$FIX/alpine-dynamic.vhd" | cut -d" " -f1)
 ROOT_OFFSET=$((67584 * 512))
 
-# The loopback server; it exits when our stdin pipe closes or after its timeout.
-mkfifo "$TRASH/srv.in"
-python3 "$PEXI_SRC/tests/http/server.py" --root "$FIX" --log "$TRASH/http.log" --timeout 600 \
-	<"$TRASH/srv.in" >"$TRASH/srv.out" 2>"$TRASH/srv.err" &
-exec 9>"$TRASH/srv.in"
-for _ in $(seq 50); do [ -s "$TRASH/srv.out" ] && break; sleep 0.1; done
-PORT=$(head -n 1 "$TRASH/srv.out")
-[ -n "$PORT" ] || skip_all "the test HTTP server did not start"
+serve_dir "$FIX"
 URL="http://127.0.0.1:$PORT/alpine-dynamic.vhd"
 
 write_manifest() { # DIR [EXTRA-YAML]

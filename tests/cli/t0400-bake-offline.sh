@@ -14,13 +14,7 @@ build_fixture "$FIX" 200
 ROOT_OFFSET=$((67584 * 512))
 KEYNAME=pexi-test-5f000001.rsa.pub
 
-mkfifo "$TRASH/srv.in"
-python3 "$PEXI_SRC/tests/http/server.py" --root "$FIX" --log "$TRASH/http.log" --timeout 900 \
-	<"$TRASH/srv.in" >"$TRASH/srv.out" 2>"$TRASH/srv.err" &
-exec 9>"$TRASH/srv.in"
-for _ in $(seq 50); do [ -s "$TRASH/srv.out" ] && break; sleep 0.1; done
-PORT=$(head -n 1 "$TRASH/srv.out")
-[ -n "$PORT" ] || skip_all "the test HTTP server did not start"
+serve_dir "$FIX"
 BASE="http://127.0.0.1:$PORT"
 export XDG_CACHE_HOME=$TRASH/xdg
 

@@ -131,8 +131,18 @@ int px_manifest_load(const char *path, struct px_manifest **ret, struct px_err *
 	struct px_ysource src = {.kind = "manifest", .path = (char *)path};
 	_cleanup_free_ char *buf = NULL;
 	size_t len;
-	if (px_ysource_read(&src, &buf, &len, err) < 0)
+	if (px_ysource_read(&src, &buf, &len, err) < 0) {
+		/* A newcomer's first command in an empty directory lands here: say what to do. */
+		if (access(path, F_OK) < 0 && errno == ENOENT) {
+			px_err_clear(err);
+			return px_err_set(
+			        err, PX_EXIT_MANIFEST,
+			        "cannot read manifest '%s': No such file or directory (start "
+			        "from pexi.yml.example, or name a manifest with -f)",
+			        path);
+		}
 		return -1;
+	}
 	_cleanup_free_ char *copy = xstrdup(path);
 	return parse_with_source(buf, len, &src, dirname(copy), ret, err);
 }

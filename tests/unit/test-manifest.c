@@ -703,8 +703,10 @@ static void test_load_errors(void)
 	_cleanup_free_ char *missing = xasprintf("%s/nope.yml", tmpdir);
 	px_manifest_load(missing, &m, &err);
 	_cleanup_free_ char *want =
-	        xasprintf("cannot read manifest '%s': No such file or directory", missing);
-	is_str(err ? err->msg : NULL, want, "a missing file is a clear error");
+	        xasprintf("cannot read manifest '%s': No such file or directory (start from "
+	                  "pexi.yml.example, or name a manifest with -f)",
+	                  missing);
+	is_str(err ? err->msg : NULL, want, "a missing file is a clear error that says what to do");
 	is_int(err ? err->exit_code : 0, PX_EXIT_MANIFEST, "with the manifest exit code");
 	px_err_clear(&err);
 

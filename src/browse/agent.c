@@ -2,12 +2,12 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 
 #include "core/common.h"
 
 #include "browse/agent.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "pep/frame.h"
 
 struct px_agent {
@@ -18,13 +18,6 @@ struct px_agent {
 };
 
 PX_DEFINE_CLEANUP(cJSON *, cJSON_Delete)
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int px_agent_connect(const char *path, int timeout_ms, struct px_agent **ret, struct px_err **err)
 {
@@ -78,7 +71,7 @@ static int send_all(struct px_agent *a, const char *p, size_t n, struct px_err *
 /* Reads one answer line (without its newline) within the deadline. */
 static int read_line(struct px_agent *a, char **ret, struct px_err **err)
 {
-	int64_t deadline = now_ms() + a->timeout_ms;
+	int64_t deadline = px_mono_ms() + a->timeout_ms;
 	for (;;) {
 		char *nl = a->in.len ? memchr(a->in.data, '\n', a->in.len) : NULL;
 		if (nl) {
@@ -89,7 +82,7 @@ static int read_line(struct px_agent *a, char **ret, struct px_err **err)
 			a->in.data[a->in.len] = '\0';
 			return 0;
 		}
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - px_mono_ms();
 		if (left <= 0)
 			return px_err_set(err, PX_EXIT_FAILURE,
 			                  "the browser agent did not answer within %d s",

@@ -5,6 +5,7 @@
 
 #include "core/common.h"
 
+#include "core/clock.h"
 #include "core/buf.h"
 #include "bake/bake.h"
 #include "core/file.h"
@@ -107,13 +108,6 @@ static void make_template_vars(struct build *b)
 	b->template_var_v[3] = xasprintf("user=%s", m->cloud_init.user ? m->cloud_init.user : "");
 	b->template_vars.v = b->template_var_v;
 	b->template_vars.n = PX_ARRAY_SIZE(b->template_var_v);
-}
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static bool exists(const char *path)
@@ -406,7 +400,7 @@ static int run_grow(struct build *b, struct px_err **err)
 {
 	struct px_stage_report *s = b->r->stages;
 	_cleanup_free_ char *tmp = temp_name(b->stages_dir, "fsgrow.raw");
-	double t0 = now();
+	double t0 = px_mono_seconds();
 	if (px_sparse_copy(b->convert_path, tmp, err) < 0)
 		goto fail;
 	struct px_partition part;
@@ -414,7 +408,7 @@ static int run_grow(struct build *b, struct px_err **err)
 		px_err_wrap(err, "growing the disk to %" PRIu64 " bytes", b->m->disk.size);
 		goto fail;
 	}
-	double t1 = now();
+	double t1 = px_mono_seconds();
 	s[PX_STAGE_GROW].seconds = t1 - t0;
 	if (px_fs_grow(tmp, part.start, part.size, b->r->source_date_epoch, err) < 0) {
 		px_err_wrap(err, "growing the root filesystem (partition %zu)", part.index);
@@ -422,7 +416,7 @@ static int run_grow(struct build *b, struct px_err **err)
 	}
 	if (sync_and_rename(tmp, b->fsgrow_path, err) < 0)
 		goto fail;
-	s[PX_STAGE_FSGROW].seconds = now() - t1;
+	s[PX_STAGE_FSGROW].seconds = px_mono_seconds() - t1;
 	return 0;
 fail:
 	unlink(tmp);
@@ -478,18 +472,18 @@ static int run_patch(struct build *b, struct px_err **err)
 {
 	struct px_stage_report *s = b->r->stages;
 	_cleanup_free_ char *tmp = temp_name(b->r->build_dir, "disk.raw");
-	double t0 = now();
+	double t0 = px_mono_seconds();
 	if (px_sparse_copy(b->fsgrow_path, tmp, err) < 0 || patch_image(b, tmp, err) < 0) {
 		px_err_wrap(err, "stage 'patch'");
 		goto fail;
 	}
-	double t1 = now();
+	double t1 = px_mono_seconds();
 	s[PX_STAGE_PATCH].seconds = t1 - t0;
 	if (bake_image(b, tmp, err) < 0) {
 		px_err_wrap(err, "stage 'bake'");
 		goto fail;
 	}
-	s[PX_STAGE_BAKE].seconds = now() - t1;
+	s[PX_STAGE_BAKE].seconds = px_mono_seconds() - t1;
 	if (sync_and_rename(tmp, b->r->disk_path, err) < 0) {
 		px_err_wrap(err, "stage 'bake'");
 		goto fail;
@@ -504,10 +498,10 @@ fail:
 static int timed(struct build *b, enum px_stage st, int (*fn)(struct build *, struct px_err **),
                  struct px_err **err)
 {
-	double t0 = now();
+	double t0 = px_mono_seconds();
 	int r = fn(b, err);
 	if (b->r->stages[st].seconds == 0)
-		b->r->stages[st].seconds = now() - t0;
+		b->r->stages[st].seconds = px_mono_seconds() - t0;
 	if (r < 0)
 		return px_err_wrap(err, "stage '%s'", stage_names[st]);
 	return 0;
@@ -592,7 +586,7 @@ static void decide(struct build *b, bool need[PX_STAGE_COUNT])
 int px_build_run(const struct px_manifest *m, const struct px_build_opts *opts,
                  struct px_build_report *ret, struct px_err **err)
 {
-	double start = now();
+	double start = px_mono_seconds();
 	struct build b = {.m = m, .opts = opts, .r = ret};
 	memset(ret, 0, sizeof(*ret));
 	for (int i = 0; i < PX_STAGE_COUNT; i++)
@@ -643,12 +637,12 @@ int px_build_run(const struct px_manifest *m, const struct px_build_opts *opts,
 		goto out;
 	if (need[PX_STAGE_SEED] && timed(&b, PX_STAGE_SEED, run_seed, err) < 0)
 		goto out;
-	ret->seconds = now() - start;
+	ret->seconds = px_mono_seconds() - start;
 	if (timed(&b, PX_STAGE_SEAL, run_seal, err) < 0)
 		goto out;
 	r = 0;
 out:
-	ret->seconds = now() - start;
+	ret->seconds = px_mono_seconds() - start;
 	build_free(&b);
 	return r;
 }

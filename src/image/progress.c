@@ -2,15 +2,9 @@
 
 #include "core/common.h"
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "image/progress.h"
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 void px_progress_size(uint64_t bytes, char *out, size_t len)
 {
@@ -33,7 +27,7 @@ void px_progress_start(struct px_progress *p, const char *label, bool enabled, u
 	p->enabled = enabled && px_log_level() >= PX_LOG_NORMAL;
 	p->tty = isatty(STDERR_FILENO);
 	p->drawn = false;
-	p->start = p->last = now();
+	p->start = p->last = px_mono_seconds();
 	p->base = base;
 	p->last_tenth = (int)-1;
 }
@@ -86,7 +80,7 @@ void px_progress_update(struct px_progress *p, uint64_t done, uint64_t total)
 		return;
 	if (total > 0 && done > total)
 		total = done;
-	double t = now();
+	double t = px_mono_seconds();
 	if (p->tty) {
 		if (t - p->last >= 0.1 || !p->drawn)
 			draw(p, done, total, t, false);
@@ -107,9 +101,9 @@ void px_progress_finish(struct px_progress *p, uint64_t done, bool ok)
 {
 	if (p->enabled) {
 		if (ok && p->tty)
-			draw(p, done, done, now(), true);
+			draw(p, done, done, px_mono_seconds(), true);
 		else if (ok && p->last_tenth < 10)
-			draw(p, done, done, now(), false);
+			draw(p, done, done, px_mono_seconds(), false);
 		else if (p->drawn)
 			fputc('\n', stderr);
 	}

@@ -6,6 +6,7 @@
 
 #include "core/common.h"
 
+#include "core/clock.h"
 #include "pep/addr.h"
 #include "pep/handle.h"
 #include "pep/policy.h"
@@ -60,18 +61,11 @@ void px_pep_handler_free(struct px_pep_handler *h)
 	free(h);
 }
 
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
 static int local_addrs(struct px_pep_handler *h, struct px_pep_addrs *ret, struct px_err **err)
 {
 	int rc = 0;
 	pthread_mutex_lock(&h->local_lock);
-	double t = now_ms();
+	double t = (px_mono_seconds() * 1000.0);
 	if (h->local_at == 0 || t - h->local_at >= LOCAL_TTL_MS) {
 		struct px_pep_addrs a = {0};
 		rc = h->env.local_addrs(h->env.ctx, &a, err);
@@ -204,12 +198,13 @@ static bool choose_address(struct run *r, const struct px_pep_target *t, bool re
 	if (r->resolved_host && strcmp(r->resolved_host, t->host) == 0) {
 		answers = r->resolved;
 	} else {
-		double remaining = (double)r->lim->total_timeout_ms - (now_ms() - r->t0);
+		double remaining =
+		        (double)r->lim->total_timeout_ms - ((px_mono_seconds() * 1000.0) - r->t0);
 		uint32_t budget = remaining < 1 ? 1 : (uint32_t)remaining;
 		struct px_err *err = NULL;
-		double t1 = now_ms();
+		double t1 = (px_mono_seconds() * 1000.0);
 		int rc = h->env.resolve(h->env.ctx, t->host, budget, &answers, &err);
-		r->trace->resolve_ms += now_ms() - t1;
+		r->trace->resolve_ms += (px_mono_seconds() * 1000.0) - t1;
 		if (rc < 0 || answers.n == 0) {
 			char msg[320];
 			snprintf(msg, sizeof(msg), "cannot resolve '%s'", t->host);
@@ -268,7 +263,8 @@ static bool fetch_hop(struct run *r, const struct px_pep_target *t, const struct
 		struct px_pep_addr pin = cand->v[i];
 		r->trace->pinned = pin;
 		r->trace->has_pinned = true;
-		double remaining = (double)r->lim->total_timeout_ms - (now_ms() - r->t0);
+		double remaining =
+		        (double)r->lim->total_timeout_ms - ((px_mono_seconds() * 1000.0) - r->t0);
 		if (remaining < 1) {
 			deny(r, PX_PEP_HTTP_ERROR, "upstream timed out", "total timeout");
 			return false;
@@ -484,9 +480,9 @@ void px_pep_handle(struct px_pep_handler *h, const struct px_pep_request *req,
 	        .lim = px_pep_policy_limits(h->policy),
 	        .resp = resp,
 	        .trace = trace,
-	        .t0 = now_ms(),
+	        .t0 = (px_mono_seconds() * 1000.0),
 	};
 	run_request(&r, req);
 	free(r.resolved_host);
-	trace->total_ms = now_ms() - r.t0;
+	trace->total_ms = (px_mono_seconds() * 1000.0) - r.t0;
 }

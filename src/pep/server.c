@@ -19,6 +19,7 @@
 
 #include "core/common.h"
 
+#include "core/clock.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "manifest/manifest.h"
@@ -166,11 +167,10 @@ static void on_signal(int signo)
 	errno = saved;
 }
 
+/* The event loop keeps its deadlines unsigned. */
 static uint64_t now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (uint64_t)px_mono_ms();
 }
 
 /* ---- policy ---- */

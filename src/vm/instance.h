@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "core/clock.h"
+
 struct px_err;
 struct px_manifest;
 
@@ -103,9 +105,5 @@ void px_instance_state_clear(struct px_instance_state *st);
 /* The last 'lines' lines of a file (at most 64 KiB read), or NULL when it is empty or
  * unreadable. */
 char *px_instance_tail(const char *path, int lines);
-
-/* Milliseconds since the epoch, and on the monotonic clock. */
-int64_t px_now_ms(void);
-int64_t px_mono_ms(void);
 
 #endif

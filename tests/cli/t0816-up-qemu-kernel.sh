@@ -6,15 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vm-lib.sh"
 unset PEXI_PEP_PROGRAM PEXI_AVF_RUNNER
-require_programs qemu-system-x86_64 python3 sha256sum
-[ -x "$PEXI_SRC/tests/fixtures/make-boot-guest" ] || skip_all "needs tests/fixtures/make-boot-guest"
-[ -x "${PEXI_GUEST:-$PEXI_BUILD/pexi-guest}" ] || skip_all "needs $PEXI_BUILD/pexi-guest (make guest)"
-
-FIX=$PEXI_BUILD/fixtures/t0816
-PEXI_BUILD=$PEXI_BUILD "$PEXI_SRC/tests/fixtures/make-boot-guest" "$FIX" >"$TRASH/fixture.out" 2>&1
-rc=$?
-[ "$rc" -ne 77 ] || skip_all "$(tail -n 1 "$TRASH/fixture.out")"
-[ "$rc" -eq 0 ] || { sed 's/^/# /' "$TRASH/fixture.out"; echo "# make-boot-guest failed"; exit 1; }
+boot_guest_fixture t0816
 
 P=$TRASH/p
 mkdir -p "$P/share"

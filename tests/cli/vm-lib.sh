@@ -31,6 +31,20 @@ pep:
 YAML
 }
 
+# boot_guest_fixture NAME: builds the bootable test guest (tests/fixtures/make-boot-guest)
+# into $PEXI_BUILD/fixtures/NAME and sets FIX to it, or skips the test file when QEMU or
+# the guest's parts are missing.
+boot_guest_fixture() { # NAME
+	require_programs qemu-system-x86_64 python3 sha256sum
+	[ -x "$PEXI_SRC/tests/fixtures/make-boot-guest" ] || skip_all "needs tests/fixtures/make-boot-guest"
+	[ -x "${PEXI_GUEST:-$PEXI_BUILD/pexi-guest}" ] || skip_all "needs $PEXI_BUILD/pexi-guest (make guest)"
+	FIX=$PEXI_BUILD/fixtures/$1
+	PEXI_BUILD=$PEXI_BUILD "$PEXI_SRC/tests/fixtures/make-boot-guest" "$FIX" >"$TRASH/fixture.out" 2>&1
+	rc=$?
+	[ "$rc" -ne 77 ] || skip_all "$(tail -n 1 "$TRASH/fixture.out")"
+	[ "$rc" -eq 0 ] || { sed 's/^/# /' "$TRASH/fixture.out"; echo "# make-boot-guest failed"; exit 1; }
+}
+
 # state_field DIR KEY: one field of the instance's state.json, read by Python's json.
 state_field() {
 	python3 -c 'import json,sys; v=json.load(open(sys.argv[1]))[sys.argv[2]]; print("" if v is None else v)' \
